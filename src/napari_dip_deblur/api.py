@@ -1,0 +1,383 @@
+"""The public numpy-in, numpy-out API: :func:`deblur` and :func:`deblur_iter`.
+
+Validation and conversion live here; the optimisation itself is
+:func:`napari_dip_deblur.engine.solver.optimise`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .engine.solver import DivergedError, EngineConfig, optimise
+from .presets import DEFAULT_PRESET, Settings, resolve_settings
+
+__all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
+           "deblur_iter"]
+
+# Smallest image side: the SSIM window is 11 px and the U-Net needs room to downsample.
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state of a run after ``step`` of ``total`` iterations.
+
+    Attributes
+    ----------
+    step, total : int
+        Iterations done and planned.
+    image : (M, N) ndarray of float32
+        The restored image, in the input's intensity range (a fresh array).
+    kernel : (kh, kw) ndarray of float32
+        The estimated blur kernel: non-negative, sums to 1, convolution orientation.
+    loss : float
+        Total loss of the last iteration.
+    terms : dict[str, float]
+        The loss terms of the last iteration.
+    elapsed : float
+        Seconds since the run started.
+    done : bool
+        True for the final snapshot of a completed run.
+    history : dict[str, ndarray]
+        Per-iteration loss terms so far (``"loss"`` is the weighted total; NaN where a term
+        was inactive).
+    settings : dict
+        Everything the run used: the preset's fields, kernel_size, seed, device, iterations.
+    """
+
+    step: int
+    total: int
+    image: np.ndarray
+    kernel: np.ndarray
+    loss: float
+    terms: dict[str, float]
+    elapsed: float
+    done: bool
+    history: dict[str, np.ndarray]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of :func:`deblur`.
+
+    Attributes
+    ----------
+    image : (M, N) ndarray of float32
+        The restored image in the input's intensity range.
+    kernel : (kh, kw) ndarray of float32
+        The estimated kernel (convolution orientation, non-negative, sums to 1):
+        ``scipy.signal.convolve(image, kernel, mode="same")`` approximates the input.
+    history : dict[str, ndarray]
+        Per-iteration loss terms (``"loss"`` is the total).
+    settings : dict
+        Everything the run used.
+    seed : int
+    device : str
+        Where it ran, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"``.
+    iterations : int
+    wall_time : float
+        Seconds.
+    """
+
+    image: np.ndarray
+    kernel: np.ndarray
+    history: dict[str, np.ndarray]
+    settings: dict[str, Any]
+    seed: int
+    device: str
+    iterations: int
+    wall_time: float
+
+
+class DeblurDivergedError(RuntimeError):
+    """The optimisation diverged (NaN or infinite loss).
+
+    Attributes
+    ----------
+    snapshot : Snapshot or None
+        The last good snapshot, if one was taken before the loss went bad.
+    """
+
+    def __init__(self, message: str, snapshot: Snapshot | None) -> None:
+        super().__init__(message)
+        self.snapshot = snapshot
+
+
+def available_devices() -> list[str]:
+    """Devices torch can use here, CPU first: a subset of ``["cpu", "cuda", "mps"]``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA, else Apple MPS, else CPU; otherwise check the named device exists."""
+    if isinstance(device, str) and device == "auto":
+        available = available_devices()
+        return torch.device("cuda" if "cuda" in available else
+                            "mps" if "mps" in available else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
+        ) from error
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', "
+                         f"got {device!r}")
+    if resolved.type not in available_devices():
+        raise ValueError(f"device {device!r} is not available on this machine; "
+                         f"available: {available_devices()} (or 'auto')")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} does not exist: "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return resolved
+
+
+def describe_device(device: torch.device) -> str:
+    """A readable name, e.g. ``"cuda:0 (NVIDIA H100 80GB HBM3)"``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return device.type
+
+
+def normalise_kernel_size(kernel_size: Any, image_shape: tuple[int, int]) -> tuple[int, int]:
+    """``kernel_size`` as an ``(h, w)`` pair of odd ints in [3, image side]."""
+    if isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool):
+        pair = (int(kernel_size), int(kernel_size))
+    else:
+        try:
+            pair = tuple(int(v) for v in kernel_size)
+        except TypeError:
+            pair = ()
+        if len(pair) != 2 or any(float(v) != int(v) for v in kernel_size):
+            raise ValueError(f"kernel_size must be an odd int or an (h, w) pair of odd ints, "
+                             f"got {kernel_size!r}")
+    for side, limit, axis in zip(pair, image_shape, ("height", "width"), strict=True):
+        if side < 3 or side % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 3, got {pair[0]}x{pair[1]}: "
+                             f"pick the odd size just above the longest blur streak")
+        if side > limit:
+            raise ValueError(f"kernel_size {pair[0]}x{pair[1]} is larger than the image "
+                             f"({image_shape[0]}x{image_shape[1]}) in {axis}")
+    return pair
+
+
+def _check_image(image: Any) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"image must hold real numbers (integer or float), got dtype "
+                         f"{array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image is empty (shape {array.shape})")
+    if array.ndim != 2:
+        raise ValueError(f"image must be 2-D (M, N), got shape {array.shape}; for colour or "
+                         f"stacks pass one 2-D plane")
+    if min(array.shape) < MIN_SIDE:
+        raise ValueError(f"image must be at least {MIN_SIDE}x{MIN_SIDE}, got "
+                         f"{array.shape[0]}x{array.shape[1]}")
+    if not np.isfinite(array).all():
+        raise ValueError("image contains NaN or infinite values; fill or mask them first")
+    if array.min() == array.max():
+        raise ValueError(f"image is constant (every pixel = {array.flat[0]}): "
+                         f"there is nothing to deblur")
+    return array
+
+
+def intensity_mapping(array: np.ndarray) -> tuple[float, float]:
+    """``(offset, scale)`` with ``normalised = (array - offset) / scale``.
+
+    8-bit images are divided by 255 (as SelfDeblur does). Other images have their
+    ``[min, max]`` mapped to ``[0.1, 0.9]``: the generator ends in a sigmoid, and the
+    headroom leaves the restored image room to be sharper (brighter peaks, darker troughs)
+    than the blurry one.
+    """
+    if array.dtype == np.uint8:
+        return 0.0, 255.0
+    lo, hi = float(array.min()), float(array.max())
+    scale = (hi - lo) / 0.8
+    return lo - 0.1 * scale, scale
+
+
+def _engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(**{name: getattr(settings, name)
+                           for name in EngineConfig.__dataclass_fields__})
+
+
+def deblur_iter(
+    image: Any,
+    kernel_size: int | tuple[int, int],
+    *,
+    preset: str | Settings = DEFAULT_PRESET,
+    iterations: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    yield_every: int = 10,
+    **overrides: Any,
+) -> Iterator[Snapshot]:
+    """Blind deblurring as a generator of snapshots, for live display and cancellation.
+
+    Takes the arguments of :func:`deblur` plus ``yield_every``. Arguments are validated
+    when this function is called (before the first ``next``). The generator yields a
+    :class:`Snapshot` every ``yield_every`` iterations and always a final one with
+    ``done=True``; closing it (``gen.close()``) stops the work at once.
+
+    Raises
+    ------
+    ValueError
+        Bad input (see :func:`deblur`), or ``yield_every < 1``.
+    DeblurDivergedError
+        (while iterating) the loss became NaN; ``error.snapshot`` is the last good one.
+    """
+    array = _check_image(image)
+    kernel_shape = normalise_kernel_size(kernel_size, array.shape)
+    settings = resolve_settings(preset, iterations, **overrides)
+    torch_device = resolve_device(device)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
+            or yield_every < 1:
+        raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
+    generator_input = (array.shape[0] + kernel_shape[0] - 1, array.shape[1] + kernel_shape[1] - 1)
+    min_input = 2 ** (settings.levels - 1) + 1
+    if min(generator_input) < min_input:
+        raise ValueError(f"image too small for a {settings.levels}-level generator (needs a side "
+                         f">= {min_input - kernel_shape[0] + 1}); pass levels=<fewer> or a "
+                         f"larger image")
+
+    offset, scale = intensity_mapping(array)
+    # A float64 copy: the caller's array is never touched.
+    target = torch.from_numpy((array.astype(np.float64) - offset) / scale).float()[None]
+    run_settings = {
+        **settings.to_dict(),
+        "preset": settings.name,
+        "kernel_size": list(kernel_shape),
+        "seed": int(seed),
+        "device": describe_device(torch_device),
+        "torch_version": torch.__version__,
+        "intensity_offset": offset,
+        "intensity_scale": scale,
+    }
+    states = optimise(target, kernel_shape, _engine_config(settings), seed=int(seed),
+                      device=torch_device, yield_every=int(yield_every))
+    return _snapshots(states, settings.iterations, offset, scale, run_settings)
+
+
+def _snapshots(states, total: int, offset: float, scale: float,
+               run_settings: dict[str, Any]) -> Iterator[Snapshot]:
+    last: Snapshot | None = None
+    try:
+        for state in states:
+            history = {name: state.history[:, i].numpy().copy()
+                       for i, name in enumerate(state.term_names)}
+            history["loss"] = state.history[:, -1].numpy().copy()
+            settings = {**run_settings, "blur": state.blur_method,
+                        "iterations_done": state.step, "wall_time": state.elapsed}
+            last = Snapshot(
+                step=state.step,
+                total=total,
+                image=(state.image[0].numpy().astype(np.float64) * scale + offset
+                       ).astype(np.float32),
+                kernel=state.kernel.numpy().astype(np.float32, copy=True),
+                loss=state.terms["loss"],
+                terms=dict(state.terms),
+                elapsed=state.elapsed,
+                done=state.step == total,
+                history=history,
+                settings=settings,
+            )
+            yield last
+    except DivergedError as error:
+        raise DeblurDivergedError(
+            f"{error}; the last good snapshot (iteration {last.step if last else 0}) is kept in "
+            f"error.snapshot. Try a lower image_lr, or precision='float32'.", last
+        ) from error
+    finally:
+        states.close()
+
+
+def deblur(
+    image: Any,
+    kernel_size: int | tuple[int, int],
+    *,
+    preset: str | Settings = DEFAULT_PRESET,
+    iterations: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    **overrides: Any,
+) -> Result:
+    """Blind deblurring of one 2-D image with a deep image prior (SelfDeblur family).
+
+    Fits an image generator (a U-Net fed with fixed noise) and a kernel generator (an MLP
+    with a softmax) so that the generated image blurred by the generated kernel matches
+    ``image``.
+
+    Parameters
+    ----------
+    image : (M, N) array_like
+        The blurry image, any real dtype and range (uint8 is read as [0, 255]); not modified.
+    kernel_size : int or (int, int)
+        Odd size of the kernel to estimate, a little larger than the blur's extent.
+    preset : str or Settings
+        A name in :data:`PRESETS` ("fast", "selfdeblur", "staged", "mse", "mae", "ssim",
+        "mae+ssim") or a :class:`Settings`.
+    iterations : int, optional
+        Overrides the preset's number of iterations (phases scale with it).
+    seed : int
+        Seeds the networks and the noise: the same seed gives the same result on the CPU.
+    device : str
+        "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+    **overrides
+        Any field of :class:`Settings` (``Settings.field_names()``), e.g. ``channels=64``.
+
+    Returns
+    -------
+    Result
+
+    Raises
+    ------
+    ValueError
+        Non-2-D, empty, non-finite or constant image; a kernel size that is even, < 3 or
+        larger than the image; an unknown preset, override or device; iterations < 1.
+    DeblurDivergedError
+        The loss became NaN; ``error.snapshot`` holds the last good state.
+
+    Notes
+    -----
+    The model is ``y = x * k + n`` with a 'valid' convolution: the generator produces an
+    image larger than ``y`` by the kernel's support, so no boundary condition is assumed.
+    The returned image is the generated one cropped to ``y``'s size.
+
+    References
+    ----------
+    .. [1] D. Ren, K. Zhang, Q. Wang, Q. Hu, W. Zuo, "Neural Blind Deconvolution Using
+       Deep Priors", CVPR 2020.
+    """
+    snapshots = deblur_iter(image, kernel_size, preset=preset, iterations=iterations,
+                            seed=seed, device=device, yield_every=10**9, **overrides)
+    final: Snapshot | None = None
+    for final in snapshots:  # noqa: B007 - only the last snapshot is kept
+        pass
+    if final is None or not final.done:  # cannot happen: the engine always yields at the end
+        raise RuntimeError("the optimisation ended without a final snapshot")
+    return Result(
+        image=final.image,
+        kernel=final.kernel,
+        history=final.history,
+        settings=final.settings,
+        seed=int(seed),
+        device=final.settings["device"],
+        iterations=final.step,
+        wall_time=final.elapsed,
+    )

@@ -1,0 +1,240 @@
+"""Named presets: every hyperparameter of a run, as a small declarative object.
+
+A preset is a frozen :class:`Settings`. Overrides go through :func:`resolve_settings`, which
+checks every key. Phase starts and learning-rate milestones are fractions of the run, so a
+preset keeps its shape when ``iterations`` is changed. Sources and the reasons for each
+value are in ``docs/presets.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.blur import BLUR_METHODS
+from .engine.schedule import Phase, validate_phases
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "resolve_settings",
+           "staged_phases"]
+
+# Knobs of the three-interval schedule, accepted as overrides by `resolve_settings`.
+STAGED_KEYS = ("stage2_start", "stage3_start", "tv_weight", "kernel_energy_weight")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All hyperparameters of one deblurring run.
+
+    Attributes
+    ----------
+    name, description, source : str
+        What the preset is and where its values come from.
+    iterations : int
+        Optimisation steps.
+    phases : tuple of Phase
+        The loss schedule (see :class:`~napari_dip_deblur.engine.schedule.Phase`).
+    image_lr, kernel_lr : float
+        Adam learning rates of the image and kernel generators.
+    lr_milestones : tuple of float
+        Run fractions at which both learning rates are multiplied by ``lr_gamma``.
+    lr_gamma : float
+    levels, channels, skip_channels : int
+        Image generator depth and widths (channels down = up at every level).
+    upsample : str
+        'bilinear' or 'nearest'.
+    non_local_levels : tuple of int
+        Levels (0 = finest) with a non-local block.
+    input_channels : int
+        Channels of the image generator's noise input.
+    input_noise_scale : float
+        The noise inputs are uniform in [0, input_noise_scale).
+    reg_noise_std : float
+        Std of the Gaussian perturbation added to the image input at every iteration.
+    kernel_input, kernel_hidden : int
+        Kernel generator input and hidden sizes.
+    blur : {'auto', 'direct', 'fft'}
+        Forward-model implementation ('auto' picks the faster for the kernel and device).
+    precision : {'float32', 'bfloat16'}
+        Precision of the image generator (autocast); losses stay in float32.
+    """
+
+    name: str
+    description: str
+    source: str
+    phases: tuple[Phase, ...]
+    iterations: int = 5000
+    image_lr: float = 0.01
+    kernel_lr: float = 1e-4
+    lr_milestones: tuple[float, ...] = (0.4, 0.6, 0.8)
+    lr_gamma: float = 0.5
+    levels: int = 5
+    channels: int = 128
+    skip_channels: int = 16
+    upsample: str = "bilinear"
+    non_local_levels: tuple[int, ...] = (2, 3, 4)
+    input_channels: int = 8
+    input_noise_scale: float = 0.1
+    reg_noise_std: float = 0.001
+    kernel_input: int = 200
+    kernel_hidden: int = 1000
+    blur: str = "auto"
+    precision: str = "float32"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names accepted as overrides (the fields, less the descriptive ones, plus the
+        three-interval knobs ``stage2_start``, ``stage3_start``, ``tv_weight``,
+        ``kernel_energy_weight``)."""
+        fixed = {"name", "description", "source", "extra"}
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in fixed) + STAGED_KEYS
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of every field."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["phases"] = [p.to_dict() for p in self.phases]
+        out["lr_milestones"] = list(self.lr_milestones)
+        out["non_local_levels"] = list(self.non_local_levels)
+        out["extra"] = dict(self.extra)
+        return out
+
+
+def staged_phases(stage2_start: float = 0.2, stage3_start: float = 0.5,
+                  tv_weight: float = 0.01, kernel_energy_weight: float = 0.01
+                  ) -> tuple[Phase, ...]:
+    """The follow-up paper's three intervals (Lee & Choi).
+
+    1. ``[0, stage2_start)``: MAE (initial fit);
+    2. ``[stage2_start, stage3_start)``: MAE + ``tv_weight`` TV(x) + ``kernel_energy_weight``
+       ||k||^2 (priors for stable convergence and a spread, PSF-like kernel);
+    3. ``[stage3_start, 1)``: MAE + (1 - SSIM), no priors.
+    """
+    return (
+        Phase(0.0, {"mae": 1.0}),
+        Phase(stage2_start, {"mae": 1.0, "tv": tv_weight, "kernel_energy": kernel_energy_weight}),
+        Phase(stage3_start, {"mae": 1.0, "ssim": 1.0}),
+    )
+
+
+_REN = "Ren et al., CVPR 2020, and the released selfdeblur_levin.py"
+_LEE = "Lee & Choi, 'maximise DIP blind deblurring' (three-interval losses)"
+
+_STAGED_DEFAULTS = {"stage2_start": 0.2, "stage3_start": 0.5, "tv_weight": 0.01,
+                    "kernel_energy_weight": 0.01}
+
+PRESETS: dict[str, Settings] = {
+    "selfdeblur": Settings(
+        name="selfdeblur",
+        description="SelfDeblur as released: MSE for 20 % of the run, then 1 - SSIM.",
+        source=_REN,
+        phases=(Phase(0.0, {"mse": 1.0}), Phase(0.2, {"ssim": 1.0})),
+    ),
+    "staged": Settings(
+        name="staged",
+        description="The paper's three intervals: MAE; MAE + TV + kernel energy; MAE + 1-SSIM.",
+        source=_LEE + "; interval ends and weights chosen here (docs/presets.md)",
+        phases=staged_phases(**_STAGED_DEFAULTS),
+        extra=dict(_STAGED_DEFAULTS),
+    ),
+    "mse": Settings(
+        name="mse", description="Loss study: MSE throughout.", source=_LEE + ", Table 1",
+        phases=(Phase(0.0, {"mse": 1.0}),),
+    ),
+    "mae": Settings(
+        name="mae", description="Loss study: MAE throughout.", source=_LEE + ", Table 1",
+        phases=(Phase(0.0, {"mae": 1.0}),),
+    ),
+    "ssim": Settings(
+        name="ssim", description="Loss study: MAE for 20 %, then 1 - SSIM.",
+        source=_LEE + ", Table 1", phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"ssim": 1.0})),
+    ),
+    "mae+ssim": Settings(
+        name="mae+ssim", description="Loss study: MAE for 20 %, then MAE + (1 - SSIM).",
+        source=_LEE + ", Table 1",
+        phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"mae": 1.0, "ssim": 1.0})),
+    ),
+    "fast": Settings(
+        name="fast",
+        description="A CPU-friendly run: 64-channel generator without non-local blocks, "
+                    "1000 iterations, MAE then MAE + (1 - SSIM).",
+        source="this project (benchmarks/speed.py, docs/benchmarks/speed.md)",
+        phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"mae": 1.0, "ssim": 1.0})),
+        iterations=1000,
+        channels=64,
+        non_local_levels=(),
+        kernel_lr=3e-4,
+    ),
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def resolve_settings(preset: str | Settings, iterations: int | None = None,
+                     **overrides: Any) -> Settings:
+    """The preset with ``iterations`` and ``overrides`` applied, every value checked.
+
+    Raises
+    ------
+    ValueError
+        Unknown preset or override key, or a value out of range.
+    """
+    if isinstance(preset, Settings):
+        settings = preset
+    elif isinstance(preset, str) and preset in PRESETS:
+        settings = PRESETS[preset]
+    else:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Settings, got {preset!r}")
+
+    unknown = set(overrides) - set(Settings.field_names())
+    if unknown:
+        raise ValueError(f"unknown override(s) {sorted(unknown)}; "
+                         f"accepted: {', '.join(Settings.field_names())}")
+    staged = {k: overrides.pop(k) for k in STAGED_KEYS if k in overrides}
+    if staged:
+        if "phases" in overrides:
+            raise ValueError("give either phases or the three-interval knobs "
+                             f"{list(STAGED_KEYS)}, not both")
+        knobs = {**_STAGED_DEFAULTS, **dict(settings.extra), **staged}
+        overrides["phases"] = staged_phases(**knobs)
+        overrides["extra"] = {**dict(settings.extra), **knobs}
+    if iterations is not None:
+        overrides["iterations"] = iterations
+    for key in ("phases", "lr_milestones", "non_local_levels"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])
+    if "phases" in overrides:
+        overrides["phases"] = tuple(
+            p if isinstance(p, Phase) else Phase(p["start"], p["terms"])
+            for p in overrides["phases"])
+    settings = dataclasses.replace(settings, **overrides)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if isinstance(s.iterations, bool) or not isinstance(s.iterations, int) or s.iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {s.iterations!r}")
+    validate_phases(s.phases)
+    for name in ("image_lr", "kernel_lr", "lr_gamma", "input_noise_scale"):
+        if not getattr(s, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(s, name)!r}")
+    if s.reg_noise_std < 0:
+        raise ValueError(f"reg_noise_std must be >= 0, got {s.reg_noise_std!r}")
+    if not all(0 < m < 1 for m in s.lr_milestones):
+        raise ValueError(f"lr_milestones are run fractions in (0, 1), got {s.lr_milestones}")
+    for name in ("levels", "channels", "input_channels", "kernel_input", "kernel_hidden"):
+        if not isinstance(getattr(s, name), int) or getattr(s, name) < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {getattr(s, name)!r}")
+    if s.skip_channels < 0:
+        raise ValueError(f"skip_channels must be >= 0, got {s.skip_channels!r}")
+    if not all(0 <= level < s.levels for level in s.non_local_levels):
+        raise ValueError(f"non_local_levels must lie in [0, {s.levels}), "
+                         f"got {s.non_local_levels}")
+    if s.upsample not in ("bilinear", "nearest"):
+        raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {s.upsample!r}")
+    if s.blur not in BLUR_METHODS:
+        raise ValueError(f"blur must be one of {BLUR_METHODS}, got {s.blur!r}")
+    if s.precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {s.precision!r}")

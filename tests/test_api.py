@@ -1,0 +1,186 @@
+"""The public API: validation, dtype and range policy, determinism, snapshots, divergence."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from napari_dip_deblur import (
+    PRESETS,
+    DeblurDivergedError,
+    Settings,
+    available_devices,
+    deblur,
+    deblur_iter,
+)
+from napari_dip_deblur.engine.schedule import Phase
+from napari_dip_deblur.samples import blurred_photo
+
+# A tiny network keeps every run here well under a second.
+TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": ()}
+
+
+@pytest.fixture(scope="module")
+def small_blurry():
+    return blurred_photo(32, 5).blurry
+
+
+@pytest.mark.parametrize(
+    ("image", "kernel_size", "kwargs", "message"),
+    [
+        (np.zeros((4, 32, 32)), 5, {}, "must be 2-D"),
+        (np.zeros((0, 32)), 5, {}, "empty"),
+        (np.full((32, 32), np.nan), 5, {}, "NaN"),
+        (np.where(np.eye(32) > 0, np.inf, 1.0), 5, {}, "NaN or infinite"),
+        (np.full((32, 32), 7.0), 5, {}, "constant"),
+        ("blurry", 4, {}, "odd"),
+        ("blurry", 1, {}, ">= 3"),
+        ("blurry", 33, {}, "larger than the image"),
+        ("blurry", (5, 35), {}, "larger than the image"),
+        ("blurry", (5, 5, 5), {}, "kernel_size"),
+        ("blurry", 5, {"preset": "nope"}, "preset must be one of"),
+        ("blurry", 5, {"device": "tpu"}, "device"),
+        ("blurry", 5, {"iterations": 0}, "iterations must be"),
+        ("blurry", 5, {"colour": True}, "unknown override"),
+        ("blurry", 5, {"seed": -1}, "seed"),
+        (np.ones((32, 32), dtype=bool), 5, {}, "real numbers"),
+        (np.random.default_rng(0).random((10, 10)), 3, {}, "at least 16x16"),
+    ],
+)
+def test_bad_input_raises_a_specific_value_error(small_blurry, image, kernel_size, kwargs,
+                                                 message):
+    image = small_blurry if isinstance(image, str) else image
+    with pytest.raises(ValueError, match=message):
+        deblur(image, kernel_size, **{"iterations": 2, **TINY, **kwargs})
+
+
+def test_validation_happens_before_iteration_starts(small_blurry):
+    with pytest.raises(ValueError, match="yield_every"):
+        deblur_iter(small_blurry, 5, yield_every=0)
+
+
+def test_unavailable_device_is_refused_with_the_list_of_available_ones(small_blurry):
+    missing = next(d for d in ("cuda", "mps") if d not in available_devices())
+    with pytest.raises(ValueError, match="not available"):
+        deblur(small_blurry, 5, device=missing, iterations=1, **TINY)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int32])
+def test_dtypes_return_float32_in_the_input_range_and_leave_the_input_untouched(dtype):
+    sample = blurred_photo(32, 5)
+    scale = {np.uint8: 255, np.uint16: 4000, np.int32: 1000}.get(dtype, 1.0)
+    image = (sample.blurry * scale + (100 if dtype is np.int32 else 0)).astype(dtype)
+    before = image.copy()
+    result = deblur(image, 5, iterations=3, **TINY)
+    assert np.array_equal(image, before)
+    assert result.image.dtype == np.float32 and result.image.shape == image.shape
+    assert result.kernel.dtype == np.float32 and result.kernel.shape == (5, 5)
+    lo, hi = float(image.min()), float(image.max())
+    span = hi - lo
+    # The result lives on the input's scale (a little outside [lo, hi] is sharpening).
+    assert lo - 0.2 * span <= result.image.min() and result.image.max() <= hi + 0.2 * span
+    assert abs(result.image.mean() - image.mean()) < 0.25 * span
+
+
+def test_kernel_is_nonnegative_sums_to_one_and_supports_rectangles(small_blurry):
+    result = deblur(small_blurry, (3, 7), iterations=3, **TINY)
+    assert result.kernel.shape == (3, 7)
+    assert result.kernel.min() >= 0
+    assert result.kernel.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_same_seed_same_result_and_different_seed_different_result(small_blurry):
+    a = deblur(small_blurry, 5, iterations=5, seed=3, **TINY)
+    b = deblur(small_blurry, 5, iterations=5, seed=3, **TINY)
+    c = deblur(small_blurry, 5, iterations=5, seed=4, **TINY)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.kernel, b.kernel)
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_deblur_iter_yields_every_n_and_a_final_snapshot(small_blurry):
+    snapshots = list(deblur_iter(small_blurry, 5, iterations=7, yield_every=3, **TINY))
+    assert [s.step for s in snapshots] == [3, 6, 7]
+    assert [s.done for s in snapshots] == [False, False, True]
+    assert all(s.total == 7 for s in snapshots)
+    assert len(snapshots[-1].history["loss"]) == 7
+    assert snapshots[0].image is not snapshots[1].image
+    final = snapshots[-1]
+    assert final.settings["iterations_done"] == 7 and final.settings["seed"] == 0
+    assert final.loss == pytest.approx(final.history["loss"][-1])
+
+
+def test_closing_the_generator_stops_the_work(small_blurry):
+    gen = deblur_iter(small_blurry, 5, iterations=1000, yield_every=1, **TINY)
+    first = next(gen)
+    gen.close()
+    assert first.step == 1
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_history_follows_the_loss_schedule(small_blurry):
+    result = deblur(small_blurry, 5, preset="selfdeblur", iterations=10, **TINY)
+    assert set(result.history) == {"mse", "ssim", "loss"}
+    # MSE for the first 20 % (2 iterations), then 1 - SSIM.
+    mse, ssim = result.history["mse"], result.history["ssim"]
+    assert np.isfinite(mse[:2]).all() and np.isnan(mse[2:]).all()
+    assert np.isnan(ssim[:2]).all() and np.isfinite(ssim[2:]).all()
+    np.testing.assert_allclose(result.history["loss"][2:], result.history["ssim"][2:])
+
+
+def test_staged_overrides_rebuild_the_three_intervals(small_blurry):
+    result = deblur(small_blurry, 5, preset="staged", iterations=10, stage2_start=0.3,
+                    stage3_start=0.6, tv_weight=0.5, kernel_energy_weight=0.0, **TINY)
+    phases = result.settings["phases"]
+    assert [p["start"] for p in phases] == [0.0, 0.3, 0.6]
+    assert phases[1]["terms"] == {"mae": 1.0, "tv": 0.5, "kernel_energy": 0.0}
+    assert np.isfinite(result.history["tv"][3:6]).all() and np.isnan(result.history["tv"][6:]).all()
+
+
+def test_presets_are_complete_and_documented():
+    assert {"selfdeblur", "staged", "mse", "mae", "ssim", "mae+ssim", "fast"} <= set(PRESETS)
+    for name, settings in PRESETS.items():
+        assert isinstance(settings, Settings) and settings.name == name
+        assert settings.description and settings.source
+    faithful = PRESETS["selfdeblur"]
+    assert (faithful.iterations, faithful.image_lr, faithful.kernel_lr) == (5000, 0.01, 1e-4)
+    assert faithful.lr_milestones == (0.4, 0.6, 0.8) and faithful.channels == 128
+
+
+def test_divergence_stops_with_the_last_good_snapshot(small_blurry):
+    # A weight that overflows float32 makes the loss infinite from iteration 6 on.
+    phases = (Phase(0.0, {"mae": 1.0}), Phase(0.5, {"mae": 1e39}))
+    gen = deblur_iter(small_blurry, 5, iterations=10, yield_every=2, phases=phases, **TINY)
+    seen = []
+    with pytest.raises(DeblurDivergedError, match="NaN or infinite") as info:
+        for snapshot in gen:
+            seen.append(snapshot.step)
+    assert seen == [2, 4]
+    assert info.value.snapshot is not None and info.value.snapshot.step == 4
+    assert np.isfinite(info.value.snapshot.image).all()
+
+
+def aligned_psnr(estimate, truth, border, max_shift=4):
+    """PSNR (peak 1) after the best integer shift: a blind kernel is known up to a shift."""
+    inner = truth[border:-border, border:-border]
+    best = -np.inf
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            moved = np.roll(estimate, (dy, dx), axis=(0, 1))[border:-border, border:-border]
+            best = max(best, 10 * np.log10(1 / np.mean((moved - inner) ** 2)))
+    return best
+
+
+@pytest.mark.slow
+def test_end_to_end_deblurring_sharpens_and_finds_the_kernel():
+    sample = blurred_photo(96, 13)
+    result = deblur(sample.blurry, 13, iterations=500, channels=32, levels=4, seed=0)
+    before = aligned_psnr(sample.blurry, sample.sharp, 13)
+    after = aligned_psnr(np.clip(result.image, 0, 1), sample.sharp, 13)
+    assert after > before + 0.5, (before, after)
+    ncc = signal.correlate(result.kernel / np.linalg.norm(result.kernel),
+                           sample.kernel / np.linalg.norm(sample.kernel)).max()
+    assert ncc > 0.85
+    # The model holds: the restored image blurred by the kernel gives back the input.
+    reblurred = signal.convolve(result.image, result.kernel, mode="same")
+    residual = np.abs(reblurred - sample.blurry)[13:-13, 13:-13].mean()
+    assert residual < 0.02
