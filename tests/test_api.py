@@ -172,7 +172,7 @@ def aligned_psnr(estimate, truth, border, max_shift=4):
 
 @pytest.mark.slow
 def test_end_to_end_deblurring_sharpens_and_finds_the_kernel():
-    sample = blurred_photo(96, 13)
+    sample = blurred_photo(96, 13, blur_length=7.8)
     result = deblur(sample.blurry, 13, iterations=500, channels=32, levels=4, seed=0)
     before = aligned_psnr(sample.blurry, sample.sharp, 13)
     after = aligned_psnr(np.clip(result.image, 0, 1), sample.sharp, 13)
@@ -184,3 +184,8 @@ def test_end_to_end_deblurring_sharpens_and_finds_the_kernel():
     reblurred = signal.convolve(result.image, result.kernel, mode="same")
     residual = np.abs(reblurred - sample.blurry)[13:-13, 13:-13].mean()
     assert residual < 0.02
+
+
+def test_three_interval_knobs_are_refused_for_other_presets(small_blurry):
+    with pytest.raises(ValueError, match="only apply to the three-interval"):
+        deblur(small_blurry, 5, preset="fast", tv_weight=0.1, iterations=2, **TINY)

@@ -193,6 +193,9 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
                          f"accepted: {', '.join(Settings.field_names())}")
     staged = {k: overrides.pop(k) for k in STAGED_KEYS if k in overrides}
     if staged:
+        if not set(STAGED_KEYS) <= set(settings.extra):
+            raise ValueError(f"{sorted(staged)} only apply to the three-interval 'staged' "
+                             f"preset, not {settings.name!r}")
         if "phases" in overrides:
             raise ValueError("give either phases or the three-interval knobs "
                              f"{list(STAGED_KEYS)}, not both")

@@ -116,7 +116,12 @@ def _recentre(kernel: np.ndarray) -> np.ndarray:
 
 
 def blurred_photo(
-    size: int = 128, kernel_size: int = 13, *, noise: float = 0.002, seed: int = 0
+    size: int = 128,
+    kernel_size: int = 15,
+    *,
+    blur_length: float | None = None,
+    noise: float = 0.002,
+    seed: int = 0,
 ) -> BlurredSample:
     """scikit-image's ``camera`` photo, resized, blurred by a motion kernel, with a little noise.
 
@@ -126,6 +131,8 @@ def blurred_photo(
         Side of the square image.
     kernel_size : int
         Odd side of the motion kernel.
+    blur_length : float, optional
+        Length of the shake trajectory in pixels; default ``0.9 * kernel_size``.
     noise : float
         Standard deviation of additive Gaussian noise, relative to the [0, 1] range.
     seed : int
@@ -140,7 +147,8 @@ def blurred_photo(
 
     sharp = transform.resize(data.camera().astype(np.float64) / 255.0, (size, size),
                              anti_aliasing=True)
-    kernel = motion_kernel(kernel_size, seed=seed)
+    length = 0.9 * kernel_size if blur_length is None else blur_length
+    kernel = motion_kernel(kernel_size, seed=seed, length=length)
     blurry = _blur(sharp, kernel, noise=noise, seed=seed)
     return BlurredSample(blurry, sharp.astype(np.float32), kernel, "camera")
 

@@ -1,0 +1,386 @@
+"""The dock widget, driven in a real viewer (Xvfb + xcb, started by pytest-xvfb).
+
+Runs are tiny (32 x 32 image, 5 x 5 kernel, ``channels=8, levels=2``) so that the whole
+module takes well under a minute on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from napari_dip_deblur._layer_data import locate_plane, plane_from_layer
+from napari_dip_deblur._widget import PARTIAL_SUFFIX, DeblurWidget
+from napari_dip_deblur.samples import blurred_photo
+
+FAST = {"channels": 8, "levels": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine torch's default (2 threads) can be
+    100x slower when another process is busy, and these networks are far too small to
+    gain from more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def blurry() -> np.ndarray:
+    return blurred_photo(size=32, kernel_size=5).blurry
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = DeblurWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Blind deblur")
+    widget.extra_overrides = dict(FAST)
+    widget._kernel_h.value = widget._kernel_w.value = 5
+    yield viewer, widget
+    if widget.worker is not None:  # never leave a worker running into the next test
+        widget.cancel()
+        _wait_idle(widget, timeout=10_000)
+
+
+def _wait_idle(widget: DeblurWidget, qtbot: Any = None, timeout: int = 30_000) -> None:
+    if qtbot is not None:
+        qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
+        return
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout / 1000
+    while widget.is_running and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def _errors_since(n: int) -> list[str]:
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [
+        str(r.message)
+        for r in notification_manager.records[n:]
+        if r.severity == NotificationSeverity.ERROR
+    ]
+
+
+def _n_records() -> int:
+    from napari.utils.notifications import notification_manager
+
+    return len(notification_manager.records)
+
+
+def _count_data_events(viewer) -> dict[str, int]:
+    """Count ``events.data`` of every layer added from now on, by (initial) name."""
+    counts: dict[str, int] = {}
+
+    def on_insert(event):
+        name = event.value.name
+        counts.setdefault(name, 0)
+
+        def bump(_e, name=name):
+            counts[name] += 1
+
+        event.value.events.data.connect(bump)
+
+    viewer.layers.events.inserted.connect(on_insert)
+    return counts
+
+
+# ---------------------------------------------------------------------- the plane helper
+def test_plane_of_a_stack_follows_the_sliders(make_napari_viewer):
+    viewer = make_napari_viewer()
+    stack = np.arange(3 * 4 * 20 * 24, dtype=np.float32).reshape(3, 4, 20, 24)
+    layer = viewer.add_image(stack, name="stack", scale=(1, 1, 0.5, 2), translate=(0, 0, 3, 4))
+    viewer.dims.axis_labels = ("t", "z", "y", "x")
+    viewer.dims.current_step = (2, 1, 0, 0)
+    dims = viewer.dims
+    plane = plane_from_layer(layer, dims.point, dims.displayed, dims.axis_labels)
+    np.testing.assert_array_equal(plane.data, stack[2, 1])
+    assert not np.shares_memory(plane.data, layer.data)
+    loc = plane.location
+    assert loc.label == "t=2, z=1"
+    assert loc.position == {0: 2, 1: 1}
+    assert loc.scale == (0.5, 2.0) and loc.translate == (3.0, 4.0)
+    # another pair of displayed axes: the plane is (z, x) at t=2, y=row of the slider
+    viewer.dims.order = (0, 2, 1, 3)
+    viewer.dims.current_step = (2, 1, 10, 0)
+    loc = locate_plane(layer, dims.point, dims.displayed, dims.axis_labels)
+    assert loc.axes == (1, 3) and loc.label == f"t=2, y={loc.position[2]}"
+
+
+def test_plane_refuses_what_it_cannot_deblur(make_napari_viewer):
+    viewer = make_napari_viewer()
+    rgb = viewer.add_image(np.zeros((20, 20, 3), np.uint8), rgb=True, name="rgb")
+    labels = viewer.add_labels(np.zeros((20, 20), np.int32), name="labels")
+    with pytest.raises(ValueError, match="Split RGB"):
+        plane_from_layer(rgb)
+    with pytest.raises(TypeError, match="Labels layer"):
+        plane_from_layer(labels)
+    with pytest.raises(ValueError, match="2-D display"):
+        plane_from_layer(viewer.add_image(np.zeros((4, 20, 20))), None, (0, 1, 2))
+
+
+# ---------------------------------------------------------------------- the widget
+def test_widget_imports_no_torch():
+    code = (
+        "import sys, napari_dip_deblur._widget, napari_dip_deblur._sample_data, "
+        "napari_dip_deblur._writer; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_widget_lists_image_layers_only(viewer_widget, blurry):
+    viewer, widget = viewer_widget
+    assert widget._image.value is None
+    viewer.add_labels(np.zeros((32, 32), np.int32), name="labels")
+    viewer.add_points([[1, 1]], name="points")
+    viewer.add_image(blurry, name="cells")
+    viewer.add_image(np.stack([blurry] * 3), name="stack")
+    assert [name for name, _ in widget._image_layer_choices()] == ["cells", "stack"]
+    assert widget._image.choices == (viewer.layers["cells"], viewer.layers["stack"])
+    viewer.layers["cells"].name = "renamed"
+    combo = widget._image.native
+    assert sorted(combo.itemText(i) for i in range(combo.count())) == ["renamed", "stack"]
+    widget._image.value = viewer.layers["stack"]
+    viewer.dims.current_step = (1, 0, 0)
+    assert widget._plane.value == "axis -3=1"
+    del viewer.layers["stack"]
+    assert widget._image.value is viewer.layers["renamed"]
+    assert widget._plane.value == "2-D image"
+
+
+def test_advanced_section_passes_changed_values_as_overrides(viewer_widget):
+    _, widget = viewer_widget
+    box = widget._advanced_box.native  # the window is not shown: ask Qt if it is hidden
+    assert box.isHidden()
+    widget._show_advanced.value = True
+    assert not box.isHidden()
+    widget.extra_overrides = {}
+    widget._preset.value = "staged"
+    adv = widget._advanced
+    assert adv["stage2_start"].enabled and adv["tv_weight"].enabled
+    assert (adv["stage2_start"].value, adv["stage3_start"].value) == (0.2, 0.5)
+    assert widget.overrides() == {}
+    adv["tv_weight"].value = 0.05
+    adv["kernel_lr"].value = 0.0002
+    assert widget.overrides() == {"tv_weight": 0.05, "kernel_lr": 0.0002}
+    widget._preset.value = "fast"  # resets to the preset's values; staged knobs unused
+    assert not adv["tv_weight"].enabled
+    assert adv["kernel_lr"].value == pytest.approx(3e-4)
+    adv["tv_weight"].value = 0.5
+    assert widget.overrides() == {}
+    widget._kernel_h.value = 8
+    assert widget._kernel_h.value == 9
+
+
+def test_run_adds_then_updates_layers_and_records_everything(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    cells = viewer.add_image(blurry, name="cells", scale=(2.0, 0.5), translate=(10.0, -3.0))
+    cells.contrast_limits = (0.1, 0.8)
+    before = cells.data.tobytes()
+    counts = _count_data_events(viewer)
+    widget._iterations.value = 6
+    widget._update_every.value = 2
+    widget._seed.value = 3
+
+    widget._run_button.native.click()  # Run
+    assert widget.is_running and widget._run_button.text == "Cancel"
+    assert widget.worker.pbar.total == 6  # napari's activity dock
+    _wait_idle(widget, qtbot)
+
+    assert widget._run_button.text == "Run"
+    assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
+    out, kernel = viewer.layers["cells deblurred"], viewer.layers["cells kernel"]
+    # added at iteration 1, then replaced at 2, 4 and 6
+    assert counts["cells deblurred"] >= 2 and counts["cells kernel"] >= 2
+    assert out.data.shape == (32, 32) and kernel.data.shape == (5, 5)
+    assert out.scale.tolist() == [2.0, 0.5] and out.translate.tolist() == [10.0, -3.0]
+    assert kernel.scale.tolist() == [2.0, 0.5]
+    assert tuple(out.contrast_limits) == pytest.approx((0.1, 0.8))
+    assert tuple(kernel.contrast_limits) == pytest.approx((0.0, float(kernel.data.max())))
+    meta = out.metadata
+    assert meta["partial"] is False and meta["error"] is None
+    assert meta["iterations"] == meta["iterations_total"] == 6
+    assert meta["seed"] == 3 and meta["device"] == "cpu" and meta["preset"] == "fast"
+    assert meta["kernel_size"] == [5, 5] and meta["source"] == "cells"
+    assert meta["plane"] == "2-D image"
+    assert meta["wall_time"] > 0
+    assert len(meta["loss_history"]["loss"]) == 6
+    assert meta["settings"]["channels"] == 8 and meta["settings"]["iterations"] == 6
+    assert kernel.metadata["iterations"] == 6
+    assert "done: 6/6" in widget._status.value
+    assert cells.data.tobytes() == before and cells.metadata == {}
+
+    # a second run replaces the outputs' data: no new layers
+    first = out.data.copy()
+    widget._seed.value = 4
+    widget.run()
+    _wait_idle(widget, qtbot)
+    assert len(viewer.layers) == 3
+    assert viewer.layers["cells deblurred"] is out and out.metadata["seed"] == 4
+    assert not np.array_equal(out.data, first)
+    assert cells.data.tobytes() == before
+
+
+def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    cells = viewer.add_image(blurry, name="cells")
+    before = cells.data.tobytes()
+    widget._iterations.value = 100_000
+    widget._update_every.value = 100_000  # no updates after the first: cancel must not wait
+    widget.run()
+    qtbot.waitUntil(lambda: "cells deblurred" in viewer.layers, timeout=30_000)
+    qtbot.wait(300)
+    start = time.monotonic()
+    widget._run_button.native.click()  # Cancel
+    _wait_idle(widget, qtbot, timeout=5_000)
+    assert time.monotonic() - start < 2.0
+
+    assert [lyr.name for lyr in viewer.layers] == [
+        "cells",
+        "cells deblurred" + PARTIAL_SUFFIX,
+        "cells kernel" + PARTIAL_SUFFIX,
+    ]
+    meta = viewer.layers[1].metadata
+    assert meta["partial"] is True
+    assert 1 < meta["iterations"] < 100_000 == meta["iterations_total"]
+    assert len(meta["loss_history"]["loss"]) == meta["iterations"]
+    assert "cancelled" in widget._status.value
+    assert cells.data.tobytes() == before
+
+    # the next run takes the partial layers back over
+    widget._iterations.value = 2
+    widget.run()
+    _wait_idle(widget, qtbot)
+    assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
+    assert viewer.layers[1].metadata["partial"] is False
+
+
+def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    cells = viewer.add_image(blurry, name="cells")
+    nan = blurry.copy()
+    nan[3, 4] = np.nan
+    with_nan = viewer.add_image(nan, name="with nan")
+    labels = viewer.add_labels(np.zeros((32, 32), np.int32), name="labels")
+    rgb = viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="rgb", rgb=True)
+    widget._iterations.value = 2
+
+    cases = [
+        (cells, 41, "larger than the image"),  # ValueError from deblur_iter, in the worker
+        (with_nan, 5, "NaN"),
+        (labels, 5, "Labels layer"),  # refused before a worker starts
+        (rgb, 5, "colour"),
+    ]
+    for layer, ksize, words in cases:
+        widget._kernel_h.value = widget._kernel_w.value = ksize
+        n = _n_records()
+        widget.run(layer)
+        _wait_idle(widget, qtbot)
+        errors = _errors_since(n)
+        assert len(errors) == 1 and words in errors[0], (layer.name, errors)
+        assert "failed" in widget._status.value
+        assert widget._run_button.text == "Run" and widget._run_button.enabled
+        assert len(viewer.layers) == 4  # no output layers
+
+    # a bad Advanced setting (stage 3 before stage 2) is refused by the API, same route
+    widget._image.value = cells
+    widget._preset.value = "staged"
+    widget._advanced["stage2_start"].value = 0.6
+    widget._advanced["stage3_start"].value = 0.3
+    n = _n_records()
+    widget.run()
+    _wait_idle(widget, qtbot)
+    errors = _errors_since(n)
+    assert len(errors) == 1 and "phase starts must increase" in errors[0], errors
+    assert len(viewer.layers) == 4
+    widget._preset.value = "fast"
+
+    # still usable: a good run goes through
+    widget._kernel_h.value = widget._kernel_w.value = 5
+    widget._image.value = cells
+    widget.run()
+    _wait_idle(widget, qtbot)
+    assert viewer.layers["cells deblurred"].metadata["partial"] is False
+    assert np.isnan(with_nan.data[3, 4])  # inputs untouched
+
+
+def test_an_error_mid_run_keeps_the_last_iterate(viewer_widget, blurry, qtbot, monkeypatch):
+    """torch errors are RuntimeErrors, which superqt's worker would swallow silently."""
+    import napari_dip_deblur
+    from napari_dip_deblur.api import DeblurDivergedError
+
+    real = napari_dip_deblur.deblur_iter
+
+    def diverging(image, kernel_size, **kwargs):
+        snapshots = real(image, kernel_size, **kwargs)
+        for snap in snapshots:
+            yield snap
+            if snap.step == 3:
+                raise DeblurDivergedError("the loss is NaN", snap)
+
+    monkeypatch.setattr(napari_dip_deblur, "deblur_iter", diverging)
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    widget._iterations.value = 50
+    n = _n_records()
+    widget.run()
+    _wait_idle(widget, qtbot)
+    errors = _errors_since(n)
+    assert len(errors) == 1 and "the loss is NaN" in errors[0]
+    out = viewer.layers["cells deblurred" + PARTIAL_SUFFIX]
+    assert out.metadata["partial"] is True and out.metadata["iterations"] == 3
+    assert "the loss is NaN" in out.metadata["error"]
+    assert widget._run_button.text == "Run"
+
+
+def test_deblurs_the_displayed_plane_of_a_stack(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    stack = np.stack([blurry, blurry[::-1], blurry.T])
+    layer = viewer.add_image(stack, name="stack", scale=(5.0, 1.5, 1.5))
+    viewer.dims.current_step = (2, 0, 0)
+    assert widget._plane.value == "axis -3=2"
+    widget._iterations.value = 2
+    widget.run()
+    _wait_idle(widget, qtbot)
+    out = viewer.layers["stack deblurred"]
+    assert out.ndim == 2 and out.scale.tolist() == [1.5, 1.5]
+    assert out.metadata["plane_index"] == {"0": 2} and out.metadata["plane"] == "axis -3=2"
+    assert layer.data.tobytes() == stack.tobytes()
+
+
+def test_closing_the_viewer_mid_run_stops_the_worker(make_napari_viewer, blurry, qtbot):
+    viewer = make_napari_viewer()
+    widget = DeblurWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.extra_overrides = dict(FAST)
+    widget._kernel_h.value = widget._kernel_w.value = 5
+    viewer.add_image(blurry, name="cells")
+    widget._iterations.value = 100_000
+    worker = widget.run()
+    qtbot.waitUntil(lambda: "cells deblurred" in viewer.layers, timeout=30_000)
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()
+    qtbot.waitUntil(lambda: bool(finished), timeout=2_000)
+    assert widget.worker is None
+
+
+def test_widget_starts_on_the_active_image(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-dip-deblur", "blurred_photo")  # "camera" is added last
+    widget = DeblurWidget(viewer)
+    assert widget._image.value is viewer.layers["camera"]
+    assert widget._plane.value == "2-D image"
+    widget.native.deleteLater()
