@@ -37,7 +37,7 @@ def small_blurry():
         ("blurry", 33, {}, "larger than the image"),
         ("blurry", (5, 35), {}, "larger than the image"),
         ("blurry", (5, 5, 5), {}, "kernel_size"),
-        ("blurry", 5, {"preset": "nope"}, "preset must be one of"),
+        ("blurry", 5, {"preset": "nope"}, "preset must be .auto., one of"),
         ("blurry", 5, {"device": "tpu"}, "device"),
         ("blurry", 5, {"iterations": 0}, "iterations must be"),
         ("blurry", 5, {"colour": True}, "unknown override"),
@@ -189,3 +189,8 @@ def test_end_to_end_deblurring_sharpens_and_finds_the_kernel():
 def test_three_interval_knobs_are_refused_for_other_presets(small_blurry):
     with pytest.raises(ValueError, match="only apply to the three-interval"):
         deblur(small_blurry, 5, preset="fast", tv_weight=0.1, iterations=2, **TINY)
+
+
+def test_auto_preset_is_the_recommended_one_for_the_device(small_blurry):
+    result = deblur(small_blurry, 5, iterations=1, device="cpu", **TINY)
+    assert result.settings["preset"] == "fast"

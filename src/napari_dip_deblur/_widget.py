@@ -160,6 +160,8 @@ class DeblurWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         from napari_dip_deblur import PRESETS, available_devices
+        from napari_dip_deblur.api import resolve_device
+        from napari_dip_deblur.presets import recommended_preset
 
         self._viewer = viewer
         self._presets = PRESETS
@@ -173,7 +175,8 @@ class DeblurWidget(Container):
         self._kernel_h = SpinBox(value=15, min=3, max=999, step=2, label="kernel height")
         self._kernel_w = SpinBox(value=15, min=3, max=999, step=2, label="kernel width")
         self._kernel_hint = Label(value=KERNEL_HINT)
-        default = "fast" if "fast" in PRESETS else next(iter(PRESETS))
+        # The preset that serves best on the device "auto" would pick (fast on a CPU).
+        default = recommended_preset(resolve_device("auto").type)
         self._preset = ComboBox(label="preset", choices=list(PRESETS), value=default)
         self._iterations = SpinBox(label="iterations", value=0, min=0, max=1_000_000, step=100)
         self._device = ComboBox(label="device", choices=["auto", *available_devices()])

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .engine.solver import DivergedError, EngineConfig, optimise
-from .presets import DEFAULT_PRESET, Settings, resolve_settings
+from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
 
 __all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
            "deblur_iter"]
@@ -242,8 +242,10 @@ def deblur_iter(
     """
     array = _check_image(image)
     kernel_shape = normalise_kernel_size(kernel_size, array.shape)
-    settings = resolve_settings(preset, iterations, **overrides)
     torch_device = resolve_device(device)
+    if isinstance(preset, str) and preset == "auto":
+        preset = recommended_preset(torch_device.type)
+    settings = resolve_settings(preset, iterations, **overrides)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
@@ -330,8 +332,9 @@ def deblur(
     kernel_size : int or (int, int)
         Odd size of the kernel to estimate, a little larger than the blur's extent.
     preset : str or Settings
-        A name in :data:`PRESETS` ("fast", "selfdeblur", "staged", "mse", "mae", "ssim",
-        "mae+ssim") or a :class:`Settings`.
+        "auto" (the default: "selfdeblur" on CUDA, "fast" elsewhere), a name in
+        :data:`PRESETS` ("fast", "selfdeblur", "staged", "mse", "mae", "ssim", "mae+ssim")
+        or a :class:`Settings`.
     iterations : int, optional
         Overrides the preset's number of iterations (phases scale with it).
     seed : int

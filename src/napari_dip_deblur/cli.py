@@ -65,7 +65,8 @@ def _deblur_files(argv: Sequence[str]) -> int:
                         help="odd kernel size N or HxW, a bit larger than the blur streaks")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="restored image (.png, .jpg, or .tif to keep float values)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS))
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *sorted(PRESETS)],
+                        help="'auto' (default): selfdeblur on CUDA, fast elsewhere")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")

@@ -16,8 +16,8 @@ from typing import Any
 from .engine.blur import BLUR_METHODS
 from .engine.schedule import Phase, validate_phases
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "resolve_settings",
-           "staged_phases"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "recommended_preset",
+           "resolve_settings", "staged_phases"]
 
 # Knobs of the three-interval schedule, accepted as overrides by `resolve_settings`.
 STAGED_KEYS = ("stage2_start", "stage3_start", "tv_weight", "kernel_energy_weight")
@@ -168,7 +168,18 @@ PRESETS: dict[str, Settings] = {
     ),
 }
 
-DEFAULT_PRESET = "fast"
+DEFAULT_PRESET = "auto"
+"""The API's default: :func:`recommended_preset` for the device the run uses."""
+
+
+def recommended_preset(device_type: str) -> str:
+    """The preset that serves a user best on a device type ('cuda', 'mps' or 'cpu').
+
+    On CUDA the faithful ``selfdeblur`` schedule takes minutes and gives the best measured
+    quality (docs/benchmarks/levin.md); elsewhere it would take over an hour per image, so
+    the lighter ``fast`` preset is the default (docs/benchmarks/speed.md).
+    """
+    return "selfdeblur" if device_type == "cuda" else "fast"
 
 
 def resolve_settings(preset: str | Settings, iterations: int | None = None,
@@ -185,7 +196,8 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
     elif isinstance(preset, str) and preset in PRESETS:
         settings = PRESETS[preset]
     else:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Settings, got {preset!r}")
+        raise ValueError(f"preset must be 'auto', one of {sorted(PRESETS)} or a Settings, "
+                         f"got {preset!r}")
 
     unknown = set(overrides) - set(Settings.field_names())
     if unknown:

@@ -1,0 +1,165 @@
+"""Seconds and FLOPs per iteration, and peak memory, of each preset at several image sizes.
+
+Every (preset, size, kernel) case runs in its own subprocess, so its peak memory is its own
+and no case warms another's caches. Ratios are taken against the `selfdeblur` preset
+measured in the same run. Results go to ``benchmarks/results/speed/<device>.json`` and
+``docs/benchmarks/speed.md``.
+
+Usage::
+
+    python benchmarks/speed.py                      # all presets, 255 (k13, k27), 512, 1024
+    python benchmarks/speed.py --presets fast selfdeblur --sizes 255:27
+    python benchmarks/speed.py --device cuda
+
+FLOPs are counted by ``torch.utils.flop_counter`` (convolutions and matrix products, forward
+and backward; FFTs and element-wise work are not counted). CPU memory is the process's peak
+resident size above what it held before the run; CUDA memory is ``max_memory_allocated``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "speed"
+DOCS = REPO / "docs" / "benchmarks" / "speed.md"
+DEFAULT_SIZES = ["255:13", "255:27", "512:27", "1024:27"]
+MEMORY_CAP_GB = 18  # a case that needs more is reported as such instead of swapping
+
+
+def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, timed: int,
+             overrides: dict) -> dict:
+    """Run inside the subprocess: time ``timed`` iterations after ``warmup``."""
+    import resource
+
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from napari_dip_deblur import deblur_iter
+
+    if device == "cpu":
+        cap = MEMORY_CAP_GB << 30
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    image = np.random.default_rng(0).random((size, size)).astype(np.float32)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        with FlopCounterMode(display=False) as counter:
+            next(deblur_iter(image, kernel, preset=preset, iterations=1, device=device,
+                             **overrides))
+        flops = counter.get_total_flops()
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        stamps, snapshots = [], []
+        run = deblur_iter(image, kernel, preset=preset, iterations=warmup + timed,
+                          yield_every=1, device=device, **overrides)
+        for snapshot in run:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            stamps.append(time.perf_counter())
+            snapshots.append(snapshot.step)
+        seconds = float(np.median(np.diff(stamps[warmup - 1:])))
+        settings = snapshot.settings
+    except (MemoryError, RuntimeError) as error:
+        return {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+    if device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 2**20
+    return {"s_per_iteration": seconds, "gflop_per_iteration": flops / 1e9,
+            "peak_memory_gb": peak, "device_name": settings["device"],
+            "blur": settings["blur"], "precision": settings["precision"],
+            "channels": settings["channels"], "iterations_preset": settings["iterations"]}
+
+
+def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int) -> dict:
+    timed = 3 if size <= 512 else 2
+    spec = json.dumps([preset, size, kernel, args.device, 2, timed, {}])
+    here = str(Path(__file__).parent)
+    code = (f"import json, sys; sys.path.insert(0, {here!r}); from speed import _measure; "
+            f"print(json.dumps(_measure(*json.loads({spec!r}))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=args.timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["selfdeblur", "staged", "fast"])
+    parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, metavar="SIZE:KERNEL")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    args = parser.parse_args()
+    presets = list(dict.fromkeys(["selfdeblur", *args.presets]))
+    cases = [(int(s.split(":")[0]), int(s.split(":")[1])) for s in args.sizes]
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{args.device.replace(':', '')}.json"
+    record = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "rows": [],
+    }
+    for size, kernel in cases:
+        for preset in presets:
+            row = {"preset": preset, "size": size, "kernel": kernel,
+                   **_run_case(args, preset, size, kernel)}
+            record["rows"].append(row)
+            print(json.dumps(row), flush=True)
+            out.write_text(json.dumps(record, indent=1))  # incremental
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(_markdown(record))
+    print(f"wrote {out} and {DOCS}")
+
+
+def _markdown(record: dict) -> str:
+    rows = record["rows"]
+    device = next((r["device_name"] for r in rows if "device_name" in r), "?")
+    lines = [
+        "# Speed and memory per iteration",
+        "",
+        f"Made by `{record['command']}` on {record['date'][:10]} ({device}, "
+        f"{record['cpu_count']} logical CPUs, {record['platform']}, Python "
+        f"{record['python']}). Each case ran in its own process: 2 warm-up iterations, "
+        "then the median of 3 timed ones (2 at 1024 px). The ratio compares with "
+        "`selfdeblur` at the same size, measured in the same run. GFLOP counts "
+        "convolutions and matrix products (forward + backward) only.",
+        "",
+        "| size | kernel | preset | s / iteration | ratio to selfdeblur | GFLOP / iteration "
+        "| peak memory (GB) | blur | precision | preset iterations | est. s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['size']} | {row['kernel']} | {row['preset']} | "
+                         f"failed: {row['error']} | | | | | | | |")
+            continue
+        ref = next((r for r in rows if r["preset"] == "selfdeblur" and r["size"] == row["size"]
+                    and r["kernel"] == row["kernel"] and "s_per_iteration" in r), None)
+        ratio = f"{ref['s_per_iteration'] / row['s_per_iteration']:.1f}x faster" if ref else "–"
+        if ref is row:
+            ratio = "1"
+        lines.append(
+            f"| {row['size']} | {row['kernel']} | {row['preset']} | "
+            f"{row['s_per_iteration']:.3f} | {ratio} | {row['gflop_per_iteration']:.1f} | "
+            f"{row['peak_memory_gb']:.2f} | {row['blur']} | {row['precision']} | "
+            f"{row['iterations_preset']} | "
+            f"{row['s_per_iteration'] * row['iterations_preset']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
