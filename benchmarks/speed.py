@@ -58,14 +58,13 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
         flops = counter.get_total_flops()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        stamps, snapshots = [], []
+        stamps = []
         run = deblur_iter(image, kernel, preset=preset, iterations=warmup + timed,
                           yield_every=1, device=device, **overrides)
-        for snapshot in run:
+        for snapshot in run:  # noqa: B007 - the last snapshot's settings are read below
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             stamps.append(time.perf_counter())
-            snapshots.append(snapshot.step)
         seconds = float(np.median(np.diff(stamps[warmup - 1:])))
         settings = snapshot.settings
     except (MemoryError, RuntimeError) as error:
