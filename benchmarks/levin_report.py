@@ -369,6 +369,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--figures", type=Path, default=None,
                         help="folder of the PNG figures (default: beside --out)")
     parser.add_argument("--data", type=Path, default=None, help="Levin data folder")
+    parser.add_argument("--notes", type=Path, default=None,
+                        help="a Markdown file of hand-written findings, placed after the "
+                             "protocol (so regenerating the tables keeps them)")
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.folders):
         parser.error("give one label per folder")
@@ -398,6 +401,8 @@ def build_report(args: argparse.Namespace, argv: list[str]) -> str:
         "NCC is the largest normalised cross-correlation with the true kernel over integer "
         "shifts (1 = identical up to shift).", "",
     ]
+    if args.notes is not None:
+        lines += [args.notes.read_text().strip(), ""]
     lines += summary_section(run_sets, baseline)
     lines += per_kernel_section(run_sets, baseline)
     lines += per_image_section(run_sets, baseline)
