@@ -206,7 +206,10 @@ def test_run_adds_then_updates_layers_and_records_everything(viewer_widget, blur
     assert counts["cells deblurred"] >= 2 and counts["cells kernel"] >= 2
     assert out.data.shape == (32, 32) and kernel.data.shape == (5, 5)
     assert out.scale.tolist() == [2.0, 0.5] and out.translate.tolist() == [10.0, -3.0]
-    assert kernel.scale.tolist() == [2.0, 0.5]
+    # The kernel sits beside the image (right of its last column), magnified 32 / (3 * 5).
+    zoom = 32 / (3 * 5)
+    assert kernel.scale.tolist() == pytest.approx([2.0 * zoom, 0.5 * zoom])
+    assert kernel.translate[0] == 10.0 and kernel.translate[1] > -3.0 + 32 * 0.5
     assert tuple(out.contrast_limits) == pytest.approx((0.1, 0.8))
     assert tuple(kernel.contrast_limits) == pytest.approx((0.0, float(kernel.data.max())))
     meta = out.metadata

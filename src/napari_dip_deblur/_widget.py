@@ -134,6 +134,19 @@ class _Run:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
+def _kernel_placement(
+    loc: PlaneLocation, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]
+) -> dict[str, tuple[float, float]]:
+    """Scale and translate that show the kernel beside the image's top-right corner,
+    magnified to about a third of the image's height (at its own size it is a speck)."""
+    zoom = max(1.0, image_shape[0] / (3 * kernel_shape[0]))
+    gap = 0.05 * image_shape[1]
+    return {
+        "scale": (loc.scale[0] * zoom, loc.scale[1] * zoom),
+        "translate": (loc.translate[0], loc.translate[1] + (image_shape[1] + gap) * loc.scale[1]),
+    }
+
+
 class DeblurWidget(Container):
     """Blind deblurring (deep image prior) of the displayed plane of an image layer.
 
@@ -481,7 +494,6 @@ class DeblurWidget(Container):
         """
         meta = self._metadata(run, snap, partial)
         loc = run.location
-        common = {"scale": loc.scale, "translate": loc.translate}
         kmax = float(snap.kernel.max()) or 1.0
         specs = {
             "deblurred": (
@@ -490,12 +502,13 @@ class DeblurWidget(Container):
                     "contrast_limits_range": run.contrast_limits_range,
                     "contrast_limits": run.contrast_limits,
                 },
-                {"colormap": run.colormap},
+                {"colormap": run.colormap, "scale": loc.scale, "translate": loc.translate},
             ),
             "kernel": (
                 snap.kernel,
                 {"contrast_limits_range": (0.0, kmax), "contrast_limits": (0.0, kmax)},
-                {"colormap": "magma", "blending": "additive"},
+                {"colormap": "magma", "blending": "additive",
+                 **_kernel_placement(loc, snap.image.shape, snap.kernel.shape)},
             ),
         }
         suffix = PARTIAL_SUFFIX if final and partial else ""
@@ -507,7 +520,6 @@ class DeblurWidget(Container):
                     data,
                     name=base + suffix,
                     metadata=meta,
-                    **common,
                     **style,
                     contrast_limits=limits["contrast_limits"],
                 )
