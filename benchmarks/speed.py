@@ -44,7 +44,7 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from napari_dip_deblur import deblur_iter
+    from napari_dip_deblur import PRESETS, deblur_iter
 
     if device == "cpu":
         cap = MEMORY_CAP_GB << 30
@@ -76,7 +76,8 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
     return {"s_per_iteration": seconds, "gflop_per_iteration": flops / 1e9,
             "peak_memory_gb": peak, "device_name": settings["device"],
             "blur": settings["blur"], "precision": settings["precision"],
-            "channels": settings["channels"], "iterations_preset": settings["iterations"]}
+            "channels": settings["channels"],
+            "iterations_preset": PRESETS[preset].iterations}
 
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int) -> dict:
@@ -119,16 +120,26 @@ def main() -> None:
             record["rows"].append(row)
             print(json.dumps(row), flush=True)
             out.write_text(json.dumps(record, indent=1))  # incremental
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(_markdown(record))
+    write_report()
     print(f"wrote {out} and {DOCS}")
+
+
+def write_report() -> None:
+    """``docs/benchmarks/speed.md`` from every device's JSON in the results folder."""
+    sections = [_markdown(json.loads(path.read_text()))
+                for path in sorted(RESULTS.glob("*.json"))]
+    intro = ("# Speed and memory per iteration\n\n"
+             "One section per machine; rerun `benchmarks/speed.py` on a machine to refresh "
+             "its section.\n\n")
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(intro + "\n".join(sections))
 
 
 def _markdown(record: dict) -> str:
     rows = record["rows"]
     device = next((r["device_name"] for r in rows if "device_name" in r), "?")
     lines = [
-        "# Speed and memory per iteration",
+        f"## {device}",
         "",
         f"Made by `{record['command']}` on {record['date'][:10]} ({device}, "
         f"{record['cpu_count']} logical CPUs, {record['platform']}, Python "
