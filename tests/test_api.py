@@ -194,3 +194,15 @@ def test_three_interval_knobs_are_refused_for_other_presets(small_blurry):
 def test_auto_preset_is_the_recommended_one_for_the_device(small_blurry):
     result = deblur(small_blurry, 5, iterations=1, device="cpu", **TINY)
     assert result.settings["preset"] == "fast"
+
+
+def test_final_deconvolution_replaces_only_the_last_image(small_blurry):
+    snapshots = list(deblur_iter(small_blurry, 5, iterations=4, yield_every=2,
+                                 final_deconvolution="hyper_laplacian", **TINY))
+    first, last = snapshots
+    assert first.image is first.generator_image
+    assert last.image.shape == last.generator_image.shape == small_blurry.shape
+    assert not np.allclose(last.image, last.generator_image)
+    plain = deblur(small_blurry, 5, iterations=4, **TINY)
+    np.testing.assert_array_equal(plain.image, plain.generator_image)
+    np.testing.assert_array_equal(plain.kernel, last.kernel)

@@ -35,6 +35,10 @@ class Snapshot:
         The restored image, in the input's intensity range (a fresh array).
     kernel : (kh, kw) ndarray of float32
         The estimated blur kernel: non-negative, sums to 1, convolution orientation.
+    generator_image : (M, N) ndarray of float32
+        The image generator's output; the same as ``image`` except on the final snapshot
+        of a run with ``final_deconvolution``, where ``image`` is the non-blind
+        deconvolution of the input with ``kernel``.
     loss : float
         Total loss of the last iteration.
     terms : dict[str, float]
@@ -54,6 +58,7 @@ class Snapshot:
     total: int
     image: np.ndarray
     kernel: np.ndarray
+    generator_image: np.ndarray
     loss: float
     terms: dict[str, float]
     elapsed: float
@@ -77,6 +82,9 @@ class Result:
         Per-iteration loss terms (``"loss"`` is the total).
     settings : dict
         Everything the run used.
+    generator_image : (M, N) ndarray of float32
+        The image generator's own output (equal to ``image`` unless the settings ask for a
+        ``final_deconvolution``).
     seed : int
     device : str
         Where it ran, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"``.
@@ -89,6 +97,7 @@ class Result:
     kernel: np.ndarray
     history: dict[str, np.ndarray]
     settings: dict[str, Any]
+    generator_image: np.ndarray
     seed: int
     device: str
     iterations: int
@@ -273,31 +282,41 @@ def deblur_iter(
     }
     states = optimise(target, kernel_shape, _engine_config(settings), seed=int(seed),
                       device=torch_device, yield_every=int(yield_every))
-    return _snapshots(states, settings.iterations, offset, scale, run_settings)
+    return _snapshots(states, settings, array, offset, scale, run_settings)
 
 
-def _snapshots(states, total: int, offset: float, scale: float,
+def _snapshots(states, settings: Settings, array: np.ndarray, offset: float, scale: float,
                run_settings: dict[str, Any]) -> Iterator[Snapshot]:
+    total = settings.iterations
     last: Snapshot | None = None
     try:
         for state in states:
             history = {name: state.history[:, i].numpy().copy()
                        for i, name in enumerate(state.term_names)}
             history["loss"] = state.history[:, -1].numpy().copy()
-            settings = {**run_settings, "blur": state.blur_method,
+            run_info = {**run_settings, "blur": state.blur_method,
                         "iterations_done": state.step, "wall_time": state.elapsed}
+            generated = (state.image[0].numpy().astype(np.float64) * scale + offset
+                         ).astype(np.float32)
+            kernel = state.kernel.numpy().astype(np.float32, copy=True)
+            image = generated
+            if state.step == total and settings.final_deconvolution != "none":
+                from .nonblind import deconvolve
+
+                image = deconvolve(array, kernel, method=settings.final_deconvolution,
+                                   weight=settings.final_deconvolution_weight)
             last = Snapshot(
                 step=state.step,
                 total=total,
-                image=(state.image[0].numpy().astype(np.float64) * scale + offset
-                       ).astype(np.float32),
-                kernel=state.kernel.numpy().astype(np.float32, copy=True),
+                image=image,
+                kernel=kernel,
+                generator_image=generated,
                 loss=state.terms["loss"],
                 terms=dict(state.terms),
                 elapsed=state.elapsed,
                 done=state.step == total,
                 history=history,
-                settings=settings,
+                settings=run_info,
             )
             yield last
     except DivergedError as error:
@@ -379,6 +398,7 @@ def deblur(
         kernel=final.kernel,
         history=final.history,
         settings=final.settings,
+        generator_image=final.generator_image,
         seed=int(seed),
         device=final.settings["device"],
         iterations=final.step,

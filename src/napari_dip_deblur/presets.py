@@ -58,6 +58,12 @@ class Settings:
         Forward-model implementation ('auto' picks the faster for the kernel and device).
     precision : {'float32', 'bfloat16'}
         Precision of the image generator (autocast); losses stay in float32.
+    final_deconvolution : {'none', 'hyper_laplacian', 'wiener'}
+        After the last iteration, restore the input by non-blind deconvolution with the
+        estimated kernel (:func:`napari_dip_deblur.nonblind.deconvolve`) instead of taking
+        the generator's image (which stays available as ``generator_image``).
+    final_deconvolution_weight : float
+        The prior weight of that deconvolution (for an image scaled to unit range).
     """
 
     name: str
@@ -81,6 +87,8 @@ class Settings:
     kernel_hidden: int = 1000
     blur: str = "auto"
     precision: str = "float32"
+    final_deconvolution: str = "none"
+    final_deconvolution_weight: float = 1e-4
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -251,5 +259,11 @@ def _check(s: Settings) -> None:
         raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {s.upsample!r}")
     if s.blur not in BLUR_METHODS:
         raise ValueError(f"blur must be one of {BLUR_METHODS}, got {s.blur!r}")
+    if s.final_deconvolution not in ("none", "hyper_laplacian", "wiener"):
+        raise ValueError("final_deconvolution must be 'none', 'hyper_laplacian' or 'wiener', "
+                         f"got {s.final_deconvolution!r}")
+    if not s.final_deconvolution_weight > 0:
+        raise ValueError(f"final_deconvolution_weight must be > 0, "
+                         f"got {s.final_deconvolution_weight!r}")
     if s.precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {s.precision!r}")
