@@ -127,3 +127,12 @@ def test_schedule_phases_and_learning_rate_steps_follow_selfdeblur():
     assert lr_factor(1999, 5000, milestones, 0.5) == 1.0
     assert lr_factor(2000, 5000, milestones, 0.5) == 0.5
     assert lr_factor(4999, 5000, milestones, 0.5) == 0.125
+
+
+def test_precision_auto_resolves_per_device():
+    from napari_dip_deblur.engine.solver import resolve_precision
+
+    assert resolve_precision("float32", torch.device("cpu")) == "float32"
+    assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"
+    assert resolve_precision("auto", torch.device("cuda")) == "float32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("float32", "bfloat16")

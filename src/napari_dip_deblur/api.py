@@ -294,7 +294,7 @@ def _snapshots(states, settings: Settings, array: np.ndarray, offset: float, sca
             history = {name: state.history[:, i].numpy().copy()
                        for i, name in enumerate(state.term_names)}
             history["loss"] = state.history[:, -1].numpy().copy()
-            run_info = {**run_settings, "blur": state.blur_method,
+            run_info = {**run_settings, "blur": state.blur_method, "precision": state.precision,
                         "iterations_done": state.step, "wall_time": state.elapsed}
             generated = (state.image[0].numpy().astype(np.float64) * scale + offset
                          ).astype(np.float32)
