@@ -1,0 +1,769 @@
+"""Real inputs: estimate a kernel where it is best estimated, then apply it everywhere.
+
+The blind method (:func:`napari_dip_deblur.deblur_iter`) fits one 2-D grey image, and its
+cost grows with the pixels. Colour photos, stacks and large images are handled here in two
+steps:
+
+1. **estimate** the kernel blindly on one 2-D image: the luminance of a colour image
+   (:func:`~napari_dip_deblur.colour.luminance`), one plane of a stack, or a region of it
+   (:mod:`~napari_dip_deblur.regions`);
+2. **apply** it to every colour channel of every plane by fast non-blind deconvolution
+   (:func:`napari_dip_deblur.nonblind.deconvolve`), after removing the estimate's noise floor
+   and centring it (:mod:`~napari_dip_deblur.kernel_size`), so the result stays aligned with
+   the input.
+
+In ``mode="per_plane"`` step 1 runs on every plane of a stack (its own kernel each).
+:func:`restore_iter` is the generator (progress over planes and within each blind run,
+cancellation by ``close()``); :func:`restore` blocks; :func:`deblur_colour`,
+:func:`deblur_stack` and :func:`deblur_large` are the same with the defaults of each use.
+Memory is estimated before anything runs (:mod:`~napari_dip_deblur.memory`). No napari.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .api import (
+    MIN_SIDE,
+    Snapshot,
+    deblur_iter,
+    normalise_kernel_size,
+    resolve_device,
+)
+from .colour import LUMINANCE_WEIGHTS, colour_layout, luminance
+from .kernel_size import centre_kernel, clean_kernel
+from .memory import MemoryEstimate, check_memory, estimate_memory
+from .noise import noise_aware_phases
+from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
+from .regions import Region, as_region, auto_region, gradient_energy
+
+__all__ = [
+    "MODES",
+    "RestoreProgress",
+    "RestoreResult",
+    "deblur_colour",
+    "deblur_large",
+    "deblur_stack",
+    "restore",
+    "restore_iter",
+]
+
+MODES = ("shared", "per_plane")
+"""``"shared"``: one kernel, estimated on one plane (or a region of it), applied to every
+plane. ``"per_plane"``: a blind estimate on each plane, each plane restored with its own."""
+
+NONBLIND_METHODS = ("hyper_laplacian", "wiener")
+
+# Progress units: a blind iteration counts 1; a non-blind plane counts about as many
+# iterations as it takes time (measured on a CPU: 3.5 us per pixel for the non-blind step,
+# 2.2 ns per pixel and generator channel for a blind iteration).
+_NONBLIND_SECONDS_PER_PIXEL = 3.5e-6
+_BLIND_SECONDS_PER_PIXEL_CHANNEL = 2.2e-8
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """The outcome of :func:`restore` (and of the last progress of :func:`restore_iter`).
+
+    Attributes
+    ----------
+    image : ndarray of float32
+        The restored data: the input's shape, axis order and intensity scale (alpha copied
+        unchanged). Not clipped.
+    kernel : (kh, kw) ndarray of float32 or None
+        ``mode="shared"``: the kernel applied to every plane (noise floor removed, centred,
+        sums to 1, convolution orientation). None in ``"per_plane"`` mode.
+    kernels : (*stack_shape, kh, kw) ndarray of float32 or None
+        ``mode="per_plane"``: the kernel applied to each plane. None in ``"shared"`` mode.
+    estimate : Snapshot or None
+        The blind run's final snapshot (``mode="shared"``): its ``generator_image`` is the
+        deep-image-prior restoration of the region it ran on (``image`` too, unless the preset
+        has a ``final_deconvolution``), its ``kernel`` the raw estimate.
+    mode : str
+    reference : tuple of int or None
+        ``mode="shared"``: the stack index of the plane the kernel was estimated on.
+    regions : tuple of (Region or None)
+        The region of each blind run (None: the whole plane).
+    settings : dict
+        Everything used: the blind run's settings, the non-blind method and options, the
+        luminance weights, the data range, the memory estimate.
+    wall_time : float
+        Seconds.
+    """
+
+    image: np.ndarray
+    kernel: np.ndarray | None
+    kernels: np.ndarray | None
+    estimate: Snapshot | None
+    mode: str
+    reference: tuple[int, ...] | None
+    regions: tuple[Region | None, ...]
+    settings: dict[str, Any]
+    wall_time: float
+
+
+@dataclass(frozen=True)
+class RestoreProgress:
+    """Where a :func:`restore_iter` run stands.
+
+    The arrays ``image``, ``kernels`` and ``restored`` are the run's own working arrays,
+    filled in place as planes complete (copy them to keep a snapshot). A run stopped early
+    (``close()``, an error) leaves in them every plane finished so far: a partial result.
+
+    Attributes
+    ----------
+    stage : {"estimate", "apply", "done"}
+        Blind estimation (``snapshot`` is its latest state), non-blind restoration of
+        ``plane`` (reported after each colour channel), or finished (``result`` is set).
+    step, total : int
+        Work done and planned, in units of about one blind iteration (for progress bars).
+    plane : int or None
+        Flat index of the plane being worked on; None while a shared kernel is estimated.
+    plane_index : tuple of int or None
+        The same as an index into the stack's leading axes.
+    n_planes, planes_done : int
+    snapshot : Snapshot or None
+        The blind run's latest snapshot (stage "estimate").
+    kernel : ndarray or None
+        The kernel being applied (stages "apply" and "done").
+    image : ndarray of float32
+        The output array (input's shape): restored planes, the input elsewhere.
+    kernels : ndarray of float32 or None
+        ``mode="per_plane"``: ``(*stack_shape, kh, kw)``, zeros for planes not done yet.
+    restored : ndarray of bool
+        ``stack_shape``: which planes hold their restoration.
+    elapsed : float
+        Seconds since the run started.
+    result : RestoreResult or None
+        Set on the final progress (stage "done").
+    region : Region or None
+        Stage "estimate": the region of ``plane_index`` (or of the reference plane) the blind
+        run fits, chosen already when ``region="auto"``; None for the whole plane (and in
+        the other stages). ``snapshot.image`` covers this region.
+    """
+
+    stage: str
+    step: int
+    total: int
+    plane: int | None
+    plane_index: tuple[int, ...] | None
+    n_planes: int
+    planes_done: int
+    snapshot: Snapshot | None
+    kernel: np.ndarray | None
+    image: np.ndarray
+    kernels: np.ndarray | None
+    restored: np.ndarray
+    elapsed: float
+    result: RestoreResult | None = None
+    region: Region | None = None
+
+
+@dataclass
+class _Job:
+    """Everything the generator needs, validated (internal)."""
+
+    data: np.ndarray  # input viewed as (*stack, M, N[, C]) (channel axis moved last)
+    out: np.ndarray  # output viewed the same way
+    out_full: np.ndarray  # output in the input's layout
+    stack_shape: tuple[int, ...]
+    colour: Any  # ColourLayout or None
+    weights: str
+    kernel_shape: tuple[int, int]
+    mode: str
+    reference: tuple[int, ...] | None
+    region: Any  # None, "auto" or Region
+    region_size: int
+    settings: Settings
+    seed: int
+    device: str
+    yield_every: int
+    method: str
+    nonblind_options: dict[str, Any]
+    clean: bool
+    data_range: float
+    memory: MemoryEstimate
+    extra_settings: dict[str, Any]
+
+
+def restore_iter(
+    image: Any,
+    kernel_size: int | tuple[int, int],
+    *,
+    mode: str = "shared",
+    channel_axis: int | None = None,
+    alpha: bool | None = None,
+    luminance_weights: str = "rec601",
+    reference: int | tuple[int, ...] | None = None,
+    region: Region | tuple[int, int, int, int] | str | None = None,
+    region_size: int = 256,
+    method: str = "hyper_laplacian",
+    nonblind_options: Mapping[str, Any] | None = None,
+    clean: bool = True,
+    noise_aware: float | None = None,
+    preset: str | Settings = DEFAULT_PRESET,
+    iterations: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    yield_every: int = 10,
+    out: np.ndarray | None = None,
+    memory_check: bool = True,
+    **overrides: Any,
+) -> Iterator[RestoreProgress]:
+    """Blind estimation on one 2-D image, non-blind restoration of every plane: a generator.
+
+    Arguments are checked and the memory estimated when this is called (before the first
+    ``next``). Closing the generator stops the work at once (within one blind iteration or
+    one colour channel of the non-blind step); the last progress's arrays hold what was done.
+
+    Parameters
+    ----------
+    image : (*stack, M, N) or (*stack, M, N, C) array_like
+        Grey 2-D image, a stack of them (time, z, channels: any number of leading axes), or
+        colour images (``channel_axis``). Any real dtype and range; not modified.
+    kernel_size : int or (int, int)
+        Odd kernel size, a bit larger than the blur (:func:`~napari_dip_deblur.kernel_size.
+        suggest_kernel_size` can suggest one).
+    mode : {"shared", "per_plane"}
+        One kernel for all planes, or one per plane (see :data:`MODES`). Irrelevant for a
+        single 2-D (or colour) image.
+    channel_axis : int, optional
+        The colour axis (RGB or RGBA; napari's RGB layers: -1). The kernel is estimated on the
+        luminance and applied to each colour channel; alpha is copied. None: grey data.
+    alpha : bool, optional
+        Whether the last channel is alpha (default: 4 channels are RGBA).
+    luminance_weights : {"rec601", "rec709", "mean"}
+        How colour channels are mixed for the estimation (default: JPEG's Y).
+    reference : int or tuple of int, optional
+        ``mode="shared"``: the plane to estimate on, as a flat index or a stack index.
+        Default: the plane with the most gradient energy (the sharpest, best-textured one).
+    region : None, "auto", Region or (y0, x0, height, width)
+        Where in the plane to estimate: the whole plane (None), the best-textured
+        ``region_size`` crop ("auto"; the whole plane if smaller), or a given rectangle.
+    region_size : int
+        Side of the automatic region.
+    method : {"hyper_laplacian", "wiener"}
+        The non-blind solver (:func:`napari_dip_deblur.nonblind.deconvolve`).
+    nonblind_options : dict, optional
+        Further keywords for ``deconvolve`` (``weight``, ``alpha``, ``iterations``, ``edge``).
+        Its ``data_range`` defaults to 255 for uint8 data (as ``deconvolve`` reads it) and to
+        the span of all colour values of all planes otherwise, so every plane and channel is
+        treated alike.
+    clean : bool
+        Remove the estimate's noise floor before applying it
+        (:func:`~napari_dip_deblur.kernel_size.clean_kernel`).
+    noise_aware : float, optional
+        Keep a TV prior of this weight in the last interval of the blind run
+        (:func:`~napari_dip_deblur.noise.noise_aware_phases`), for noisy data; e.g. 0.01.
+    preset, iterations, seed, device, **overrides
+        The blind run's settings, as in :func:`napari_dip_deblur.deblur`.
+    yield_every : int
+        A progress every this many blind iterations.
+    out : ndarray, optional
+        A float32 array of the input's shape to write the result into (e.g. a napari layer's
+        data); it is first filled with the input. Default: a new array.
+    memory_check : bool
+        Refuse (``InsufficientMemoryError``) a run that would not fit in memory.
+
+    Yields
+    ------
+    RestoreProgress
+        The last one has ``stage == "done"`` and its ``result`` set.
+
+    Raises
+    ------
+    ValueError
+        A bad argument (naming it), or a plane the blind run refuses (constant, NaN, ...).
+    InsufficientMemoryError
+        (a ``ValueError`` and ``MemoryError``) the run would not fit; the message says what
+        to change.
+    DeblurDivergedError
+        (while iterating) a blind run diverged.
+    """
+    job = _prepare(image, kernel_size, mode=mode, channel_axis=channel_axis, alpha=alpha,
+                   weights=luminance_weights, reference=reference, region=region,
+                   region_size=region_size, method=method, nonblind_options=nonblind_options,
+                   clean=clean, noise_aware=noise_aware, preset=preset, iterations=iterations,
+                   seed=seed, device=device, yield_every=yield_every, out=out,
+                   memory_check=memory_check, overrides=overrides)
+    # The first blind run is set up now, so its own checks also fire before the first next().
+    if not job.stack_shape:
+        first_plane: tuple[int, ...] | None = ()
+    else:
+        first_plane = job.reference if job.mode == "shared" else _index(job.stack_shape, 0)
+    first = _blind_run(job, first_plane)
+    return _run(job, first)
+
+
+def restore(image: Any, kernel_size: int | tuple[int, int], **kwargs: Any) -> RestoreResult:
+    """:func:`restore_iter` run to the end; takes the same arguments (but ``yield_every``)."""
+    if "yield_every" in kwargs:
+        raise ValueError("yield_every is for restore_iter; restore returns the end result only")
+    final = None
+    for final in restore_iter(image, kernel_size, yield_every=10**9, **kwargs):  # noqa: B007
+        pass
+    if final is None or final.result is None:  # cannot happen: the generator ends with "done"
+        raise RuntimeError("the run ended without a result")
+    return final.result
+
+
+def deblur_colour(image: Any, kernel_size: int | tuple[int, int], *, channel_axis: int = -1,
+                  **kwargs: Any) -> RestoreResult:
+    """Deblur a colour (RGB/RGBA) image: one kernel estimated on the luminance, applied to
+    each colour channel by non-blind deconvolution; alpha passed through.
+
+    Parameters
+    ----------
+    image : (M, N, 3 or 4) array_like (or a stack of them, ``(*stack, M, N, C)``)
+        Colour values (uint8, uint16 or float); not modified.
+    kernel_size : int or (int, int)
+    channel_axis : int
+        The colour axis (default: last).
+    **kwargs
+        As for :func:`restore_iter` (``luminance_weights``, ``region``, ``method``, ``preset``,
+        ``iterations``, ``seed``, ``device``, overrides...).
+
+    Returns
+    -------
+    RestoreResult
+        ``image`` has the input's shape and intensity scale, float32; ``kernel`` is the one
+        kernel applied to every channel.
+
+    Examples
+    --------
+    >>> from skimage import data                                          # doctest: +SKIP
+    >>> r = deblur_colour(data.astronaut()[::4, ::4], 9, iterations=300)  # doctest: +SKIP
+    >>> r.image.shape, r.kernel.shape                                     # doctest: +SKIP
+    ((128, 128, 3), (9, 9))
+    """
+    return restore(image, kernel_size, channel_axis=channel_axis, **kwargs)
+
+
+def deblur_stack(stack: Any, kernel_size: int | tuple[int, int], *, mode: str = "shared",
+                 **kwargs: Any) -> RestoreResult:
+    """Deblur every plane of a stack (time, z, channels: any leading axes).
+
+    ``mode="shared"`` estimates one kernel on one plane (``reference``, default the
+    best-textured) and applies it to every plane; ``mode="per_plane"`` runs a blind estimate
+    on each plane. For progress and cancellation use :func:`restore_iter`, which takes the
+    same arguments. See :func:`restore_iter` for the parameters.
+
+    Returns
+    -------
+    RestoreResult
+        ``image`` has the stack's shape; ``kernel`` (shared) or ``kernels``
+        (``(*stack, kh, kw)``, per plane).
+    """
+    return restore(stack, kernel_size, mode=mode, **kwargs)
+
+
+def deblur_large(image: Any, kernel_size: int | tuple[int, int], *,
+                 region: Region | tuple[int, int, int, int] | str | None = "auto",
+                 region_size: int = 256, **kwargs: Any) -> RestoreResult:
+    """Deblur a large image: estimate the kernel on a region, restore the whole image.
+
+    Parameters
+    ----------
+    image : (M, N) array_like (or colour with ``channel_axis``, or a stack)
+    kernel_size : int or (int, int)
+    region : "auto", Region or (y0, x0, height, width)
+        Where to estimate (default: the best-textured ``region_size`` crop).
+    region_size : int
+    **kwargs
+        As for :func:`restore_iter`.
+
+    Returns
+    -------
+    RestoreResult
+
+    Notes
+    -----
+    Time and memory of the blind part depend on the region only; the non-blind part is a
+    few FFTs of the full image (about 15 s and 1-3 GB for 4096 x 4096 on a 2-core CPU).
+    ``docs/real-inputs.md`` has measurements.
+    """
+    return restore(image, kernel_size, region=region, region_size=region_size, **kwargs)
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | None,
+             alpha: bool | None, weights: str, reference: Any, region: Any, region_size: int,
+             method: str, nonblind_options: Mapping[str, Any] | None, clean: bool,
+             noise_aware: float | None, preset: Any, iterations: int | None, seed: int,
+             device: str, yield_every: int, out: np.ndarray | None, memory_check: bool,
+             overrides: dict[str, Any]) -> _Job:
+    array = np.asarray(image)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"image must hold real numbers (integer or float), got dtype "
+                         f"{array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image is empty (shape {array.shape})")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if weights not in LUMINANCE_WEIGHTS:
+        raise ValueError(f"luminance_weights must be one of {sorted(LUMINANCE_WEIGHTS)}, "
+                         f"got {weights!r}")
+    if channel_axis is not None:
+        layout = colour_layout(array.shape, channel_axis, alpha)
+        data = np.moveaxis(array, layout.channel_axis, -1)
+        spatial_ndim = 3
+    else:
+        if alpha is not None:
+            raise ValueError("alpha applies to colour images only: give channel_axis too")
+        layout, data, spatial_ndim = None, array, 2
+    if data.ndim < spatial_ndim:
+        raise ValueError(f"image must have at least two spatial axes, got shape {array.shape}")
+    stack_shape = tuple(data.shape[:data.ndim - spatial_ndim])
+    plane_shape = tuple(data.shape[len(stack_shape):len(stack_shape) + 2])
+    if min(plane_shape) < MIN_SIDE:
+        hint = (" (is it a colour image? pass channel_axis=-1)"
+                if layout is None and array.shape[-1] in (3, 4) else "")
+        raise ValueError(f"image planes must be at least {MIN_SIDE}x{MIN_SIDE}, got planes of "
+                         f"{plane_shape[0]}x{plane_shape[1]} in shape {array.shape}{hint}")
+    if not np.isfinite(array).all():
+        raise ValueError("image contains NaN or infinite values; fill or mask them first")
+
+    if method not in NONBLIND_METHODS:
+        raise ValueError(f"method must be one of {NONBLIND_METHODS}, got {method!r}")
+    options = dict(nonblind_options or {})
+    bad = set(options) - {"weight", "alpha", "iterations", "edge", "data_range"}
+    if bad:
+        raise ValueError(f"nonblind_options: unknown key(s) {sorted(bad)}; accepted: weight, "
+                         f"alpha, iterations, edge, data_range")
+    _check_nonblind_options(options)
+    if isinstance(region_size, bool) or not isinstance(region_size, (int, np.integer)) \
+            or region_size < 16:
+        raise ValueError(f"region_size must be an integer >= 16, got {region_size!r}")
+
+    if isinstance(region, str):
+        if region != "auto":
+            raise ValueError(f"region must be None, 'auto', a Region or (y0, x0, height, "
+                             f"width), got {region!r}")
+        blind_shape = (min(region_size, plane_shape[0]), min(region_size, plane_shape[1]))
+    elif region is not None:
+        region = as_region(region, plane_shape)
+        blind_shape = region.shape
+    else:
+        blind_shape = plane_shape
+    kernel_shape = normalise_kernel_size(kernel_size, blind_shape)
+
+    ref = None
+    if mode == "shared" and stack_shape:
+        ref = _check_reference(reference, stack_shape)
+    elif reference is not None and mode != "shared":
+        raise ValueError("reference applies to mode='shared' only")
+    elif reference is not None and reference not in (0, ()):
+        raise ValueError(f"reference {reference!r}: this image has a single plane")
+
+    torch_device = resolve_device(device)
+    if isinstance(preset, str) and preset == "auto":
+        preset = recommended_preset(torch_device.type)
+    settings = resolve_settings(preset, iterations, **overrides)
+    extra: dict[str, Any] = {}
+    if noise_aware is not None:
+        try:
+            phases = noise_aware_phases(settings, noise_aware)
+        except ValueError as error:
+            raise ValueError(f"noise_aware must be None or a TV weight > 0 (e.g. 0.01), got "
+                             f"{noise_aware!r}") from error
+        settings = resolve_settings(settings, phases=phases)
+        extra["noise_aware_tv_weight"] = float(noise_aware)
+    if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
+            or yield_every < 1:
+        raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
+
+    colour_values = data[..., :layout.n_colour] if layout is not None else data
+    if options.get("data_range") is None:
+        # As deconvolve reads one plane: 8-bit is [0, 255], anything else its own span (here
+        # the span of all planes and channels, so that all are regularised alike).
+        span = float(colour_values.max()) - float(colour_values.min())
+        options["data_range"] = 255.0 if array.dtype == np.uint8 else (span if span > 0
+                                                                          else 1.0)
+    if mode == "per_plane" and stack_shape:
+        plane_axes = tuple(range(len(stack_shape), colour_values.ndim))  # reduce, no copy
+        constant = np.flatnonzero(colour_values.min(axis=plane_axes)
+                                  == colour_values.max(axis=plane_axes))
+        if constant.size:
+            raise ValueError(f"plane {_index(stack_shape, int(constant[0]))} is constant: a "
+                             f"kernel cannot be estimated on it; use mode='shared' or drop it")
+    data_range = float(options.pop("data_range"))
+
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.shape != array.shape \
+                or out.dtype != np.float32 or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable float32 array of shape {array.shape}")
+        if np.shares_memory(out, array):
+            raise ValueError("out must not share memory with image (the input is never "
+                             "modified)")
+    out_full = out if out is not None else np.empty(array.shape, np.float32)
+    n_planes = int(np.prod(stack_shape)) if stack_shape else 1
+    kernel_bytes = n_planes * kernel_shape[0] * kernel_shape[1] * 4 if mode == "per_plane" else 0
+    memory = estimate_memory(
+        blind_shape, plane_shape, kernel_shape, channels=settings.channels,
+        skip_channels=settings.skip_channels, non_local_levels=tuple(settings.non_local_levels),
+        data_bytes=out_full.nbytes * (1 if out is not None else 2) + kernel_bytes,
+        device=str(torch_device),
+    )
+    if memory_check:
+        check_memory(memory)
+    out_full[...] = array  # unprocessed planes show the input; alpha is copied here
+    out_view = np.moveaxis(out_full, layout.channel_axis, -1) if layout is not None \
+        else out_full
+    return _Job(data=data, out=out_view, out_full=out_full, stack_shape=stack_shape,
+                colour=layout, weights=weights, kernel_shape=kernel_shape, mode=mode,
+                reference=ref, region=region, region_size=int(region_size), settings=settings,
+                seed=int(seed), device=device, yield_every=int(yield_every), method=method,
+                nonblind_options=options, clean=bool(clean), data_range=data_range,
+                memory=memory, extra_settings=extra)
+
+
+def _check_nonblind_options(options: Mapping[str, Any]) -> None:
+    """The checks ``deconvolve`` makes, done before the blind run rather than after it."""
+    from .nonblind import EDGES, _check_iterations, _positive
+
+    for name in ("weight", "alpha", "data_range"):
+        if options.get(name) is not None:
+            _positive(f"nonblind_options[{name!r}]", options[name])
+    if options.get("alpha") is not None and float(options["alpha"]) > 2:
+        raise ValueError(f"nonblind_options['alpha'] must be in (0, 2], got {options['alpha']!r}")
+    if options.get("iterations") is not None:
+        _check_iterations(options["iterations"])
+    if "edge" in options and options["edge"] not in EDGES:
+        raise ValueError(f"nonblind_options['edge'] must be one of {EDGES}, "
+                         f"got {options['edge']!r}")
+
+
+def _check_reference(reference: Any, stack_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    if reference is None:
+        return None
+    n = int(np.prod(stack_shape))
+    if isinstance(reference, (int, np.integer)) and not isinstance(reference, bool):
+        if not -n <= reference < n:
+            raise ValueError(f"reference {reference} is out of range for {n} planes")
+        return _index(stack_shape, int(reference) % n)
+    try:
+        index = tuple(int(i) for i in reference)
+    except TypeError:
+        index = ()
+    if len(index) != len(stack_shape) or not all(0 <= i < s for i, s in
+                                                 zip(index, stack_shape, strict=True)):
+        raise ValueError(f"reference must be a plane number or an index into the stack's "
+                         f"axes {stack_shape}, got {reference!r}")
+    return index
+
+
+def _index(stack_shape: tuple[int, ...], flat: int) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, stack_shape)) if stack_shape else ()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _estimation_image(job: _Job, index: tuple[int, ...], stride: int = 1) -> np.ndarray:
+    """The 2-D image a kernel is estimated on: the plane, or its luminance (every
+    ``stride``-th pixel)."""
+    plane = job.data[index]
+    if stride > 1:
+        plane = plane[::stride, ::stride]
+    if job.colour is None:
+        return plane
+    return luminance(plane, channel_axis=-1, weights=job.weights, alpha=job.colour.has_alpha)
+
+
+def _choose_region(job: _Job, grey: np.ndarray) -> Region | None:
+    if job.region == "auto":
+        if grey.shape[0] <= job.region_size and grey.shape[1] <= job.region_size:
+            return None
+        return auto_region(grey, job.region_size)
+    return job.region
+
+
+@dataclass
+class _Blind:
+    """One blind run, set up: its generator, the plane and the region."""
+
+    snapshots: Iterator[Snapshot]
+    index: tuple[int, ...] | None
+    region: Region | None
+
+
+def _blind_run(job: _Job, index: tuple[int, ...] | None) -> _Blind:
+    if index is None:  # shared mode on a stack: choose the best-textured plane
+        index = _best_plane(job)
+        job.reference = index
+    grey = _estimation_image(job, index)
+    region = _choose_region(job, grey)
+    crop = grey[region.slices] if region is not None else grey
+    snapshots = deblur_iter(np.ascontiguousarray(crop), job.kernel_shape, preset=job.settings,
+                            seed=job.seed, device=job.device, yield_every=job.yield_every)
+    return _Blind(snapshots=snapshots, index=index, region=region)
+
+
+def _best_plane(job: _Job) -> tuple[int, ...]:
+    """The plane whose estimation image has the most gradient energy (sampled: at most
+    about 512 x 512 points per plane)."""
+    n = int(np.prod(job.stack_shape))
+    stride = max(1, int(np.ceil(max(job.data.shape[len(job.stack_shape):][:2]) / 512)))
+    scores = []
+    for flat in range(n):
+        grey = _estimation_image(job, _index(job.stack_shape, flat), stride)
+        scores.append(float(gradient_energy(grey).mean()))
+    return _index(job.stack_shape, int(np.argmax(scores)))
+
+
+def _prepare_kernel(job: _Job, raw: np.ndarray) -> np.ndarray:
+    kernel = clean_kernel(raw) if job.clean else raw / raw.sum()
+    centred = centre_kernel(kernel)
+    return _fit_to(centred, job.kernel_shape)
+
+
+def _fit_to(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Crop or pad a centred kernel (odd sides) to ``shape`` about its centre, sum 1."""
+    out = np.zeros(shape, np.float32)
+    (kh, kw), (oh, ow) = kernel.shape, shape
+    src_y, dst_y = max(0, (kh - oh) // 2), max(0, (oh - kh) // 2)
+    src_x, dst_x = max(0, (kw - ow) // 2), max(0, (ow - kw) // 2)
+    h, w = min(kh, oh), min(kw, ow)
+    out[dst_y:dst_y + h, dst_x:dst_x + w] = kernel[src_y:src_y + h, src_x:src_x + w]
+    total = out.sum()
+    if total <= 0:  # nothing left at the centre (cannot happen for a centred kernel)
+        out[oh // 2, ow // 2] = total = 1.0
+    return out / total
+
+
+def _close(blind: _Blind) -> None:
+    close = getattr(blind.snapshots, "close", None)
+    if close is not None:
+        close()
+
+
+def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
+    from .nonblind import deconvolve
+
+    started = time.perf_counter()
+    stack_shape = job.stack_shape
+    n_planes = int(np.prod(stack_shape)) if stack_shape else 1
+    restored = np.zeros(stack_shape, bool)
+    kernels = (np.zeros((*stack_shape, *job.kernel_shape), np.float32)
+               if job.mode == "per_plane" else None)
+    plane_pixels = job.data.shape[len(stack_shape)] * job.data.shape[len(stack_shape) + 1]
+    n_channels = job.colour.n_colour if job.colour is not None else 1
+    blind_pixels = (first.region.height * first.region.width if first.region is not None
+                    else plane_pixels)
+    apply_units = max(1, round(
+        n_channels * plane_pixels * _NONBLIND_SECONDS_PER_PIXEL
+        / (blind_pixels * job.settings.channels * _BLIND_SECONDS_PER_PIXEL_CHANNEL)))
+    iterations = job.settings.iterations
+    n_blind = n_planes if job.mode == "per_plane" else 1
+    total = n_blind * iterations + n_planes * apply_units
+    state = {"step": 0, "planes_done": 0}
+
+    def progress(stage: str, plane: int | None, snapshot: Snapshot | None = None,
+                 kernel: np.ndarray | None = None, result: RestoreResult | None = None,
+                 region: Region | None = None) -> RestoreProgress:
+        return RestoreProgress(
+            stage=stage, step=min(int(state["step"]), total), total=total, plane=plane,
+            plane_index=None if plane is None else _index(stack_shape, plane),
+            n_planes=n_planes, planes_done=state["planes_done"], snapshot=snapshot,
+            kernel=kernel, image=job.out_full, kernels=kernels, restored=restored,
+            elapsed=time.perf_counter() - started, result=result, region=region)
+
+    def estimate(blind: _Blind, plane: int | None, done_before: int
+                 ) -> Iterator[RestoreProgress | Snapshot]:
+        last = None
+        for last in blind.snapshots:
+            state["step"] = done_before + last.step
+            yield progress("estimate", plane, snapshot=last, region=blind.region)
+        yield last  # the final snapshot, for the caller
+
+    def apply(index: tuple[int, ...], flat: int, kernel: np.ndarray
+              ) -> Iterator[RestoreProgress]:
+        source = job.data[index]
+        target = job.out[index]
+        for c in range(n_channels):
+            channel = source[..., c] if job.colour is not None else source
+            restored_channel = deconvolve(channel, kernel, method=job.method,
+                                          data_range=job.data_range, **job.nonblind_options)
+            if job.colour is not None:
+                target[..., c] = restored_channel
+            else:
+                target[...] = restored_channel
+            state["step"] += apply_units / n_channels
+            if c < n_channels - 1:
+                yield progress("apply", flat, kernel=kernel)
+        restored[index] = True
+        state["planes_done"] += 1
+        yield progress("apply", flat, kernel=kernel)
+
+    blind = first  # the blind run in progress: closed however the generator ends
+    regions: list[Region | None] = []
+    estimate_snapshot: Snapshot | None = None
+    shared_kernel: np.ndarray | None = None
+    blind_settings: dict[str, Any] = {}
+    try:
+        if job.mode == "shared":
+            final = None
+            for item in estimate(first, None, 0):
+                if isinstance(item, RestoreProgress):
+                    yield item
+                else:
+                    final = item
+            estimate_snapshot = final
+            blind_settings = dict(final.settings)
+            regions.append(first.region)
+            shared_kernel = _prepare_kernel(job, final.kernel)
+            state["step"] = iterations
+            for flat in range(n_planes):
+                yield from apply(_index(stack_shape, flat), flat, shared_kernel)
+        else:
+            for flat in range(n_planes):
+                index = _index(stack_shape, flat)
+                if flat > 0:
+                    _close(blind)
+                    blind = _blind_run(job, index)
+                final = None
+                for item in estimate(blind, flat, flat * (iterations + apply_units)):
+                    if isinstance(item, RestoreProgress):
+                        yield item
+                    else:
+                        final = item
+                blind_settings = dict(final.settings)
+                regions.append(blind.region)
+                kernel = _prepare_kernel(job, final.kernel)
+                kernels[index] = kernel
+                state["step"] = flat * (iterations + apply_units) + iterations
+                yield from apply(index, flat, kernel)
+    finally:
+        _close(blind)
+
+    settings = {
+        **blind_settings,
+        **job.extra_settings,
+        "mode": job.mode,
+        "reference": list(job.reference) if job.reference is not None else None,
+        "regions": [r.as_tuple() if r is not None else None for r in regions],
+        "nonblind_method": job.method,
+        "nonblind_options": dict(job.nonblind_options),
+        "data_range": job.data_range,
+        "clean_kernel": job.clean,
+        "colour": None if job.colour is None else {
+            "channel_axis": job.colour.channel_axis, "alpha": job.colour.has_alpha,
+            "luminance_weights": job.weights},
+        "memory_estimate_bytes": {"blind": job.memory.blind, "nonblind": job.memory.nonblind,
+                                  "arrays": job.memory.arrays},
+    }
+    result = RestoreResult(
+        image=job.out_full, kernel=shared_kernel, kernels=kernels, estimate=estimate_snapshot,
+        mode=job.mode, reference=job.reference if job.mode == "shared" and stack_shape else None,
+        regions=tuple(regions), settings=settings, wall_time=time.perf_counter() - started)
+    state["step"] = total
+    yield progress("done", None, kernel=shared_kernel, result=result)
+
