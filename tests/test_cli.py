@@ -64,3 +64,125 @@ def test_demo_runs_and_reports_psnr_and_kernel_error(tmp_path, capsys):
     assert "PSNR  blurry" in printed and "kernel: normalised cross-correlation" in printed
     for name in ("blurry", "restored", "sharp", "kernel_estimated", "kernel_true"):
         assert (tmp_path / "demo" / f"{name}.png").is_file()
+
+
+# ---------------------------------------------------------------------- colour, stacks, regions
+@pytest.fixture
+def colour_png(tmp_path):
+    blurry = blurred_photo(40, 5).blurry
+    rgb = np.rint(np.stack([blurry, 0.8 * blurry, 0.5 * blurry], -1) * 255).astype(np.uint8)
+    alpha = np.full((40, 40, 1), 200, np.uint8)
+    path = tmp_path / "colour.png"
+    iio.imwrite(path, np.concatenate([rgb, alpha], -1))
+    return path
+
+
+@pytest.fixture
+def stack_tif(tmp_path):
+    blurry = blurred_photo(40, 5).blurry
+    path = tmp_path / "stack.tif"
+    stack = np.stack([blurry, blurry[::-1], blurry.T]).astype(np.float32)
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    return path
+
+
+def test_colour_png_gives_a_colour_png_with_alpha_passed_through(colour_png, tmp_path, capsys):
+    out = tmp_path / "restored.png"
+    assert main([str(colour_png), "-k", "5", "-o", str(out), "--iterations", "3",
+                 "--kernel-out", str(tmp_path / "k.npy")]) == 0
+    restored, blurry = iio.imread(out), iio.imread(colour_png)
+    assert restored.shape == (40, 40, 4) and restored.dtype == np.uint8
+    np.testing.assert_array_equal(restored[..., 3], blurry[..., 3])
+    assert not np.array_equal(restored[..., :3], blurry[..., :3])
+    assert np.load(tmp_path / "k.npy").shape == (5, 5)
+    assert "colour" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("mode", "kernel_shape"), [("shared", (5, 5)),
+                                                     ("per-plane", (3, 5, 5))])
+def test_a_tiff_stack_is_restored_plane_by_plane(stack_tif, tmp_path, capsys, mode,
+                                                 kernel_shape):
+    out, kernels = tmp_path / "restored.tif", tmp_path / "kernels.tif"
+    extra = ["--reference", "2"] if mode == "shared" else []
+    assert main([str(stack_tif), "-k", "5", "-o", str(out), "--iterations", "3", "--mode",
+                 mode, "--kernel-out", str(kernels), *extra]) == 0
+    restored = tifffile.imread(out)
+    assert restored.shape == (3, 40, 40) and restored.dtype == np.float32
+    assert tifffile.imread(kernels).shape == kernel_shape
+    printed = capsys.readouterr().out
+    assert ("estimated on plane 2" in printed) == (mode == "shared")
+
+
+def test_region_estimates_on_a_crop_and_restores_the_whole_image(tmp_path, capsys):
+    path = tmp_path / "big.png"
+    iio.imwrite(path, np.rint(blurred_photo(64, 5).blurry * 255).astype(np.uint8))
+    out = tmp_path / "restored.png"
+    assert main([str(path), "-k", "5", "-o", str(out), "--iterations", "2",
+                 "--region", "8,16,32,40"]) == 0
+    assert iio.imread(out).shape == (64, 64)
+    assert "32x40 at (y=8, x=16)" in capsys.readouterr().out
+    assert main([str(path), "-k", "5", "-o", str(out), "--iterations", "2", "--region", "auto",
+                 "--region-size", "32"]) == 0
+    assert "kernel estimated on 32x32 at" in capsys.readouterr().out
+
+
+def test_suggest_size_prints_a_size_and_k_auto_uses_it(blurry_png, tmp_path, capsys):
+    assert main([str(blurry_png), "--suggest-size", "9", "--suggest-iterations", "3", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("suggested kernel size: ")
+    size = printed.split()[3]
+    h, w = (int(v) for v in size.split("x"))
+    assert 3 <= h <= 9 and 3 <= w <= 9 and h % 2 == w % 2 == 1
+    out = tmp_path / "auto.png"
+    assert main([str(blurry_png), "-k", "auto", "--suggest-size", "9", "--suggest-iterations",
+                 "3", "-o", str(out), "--iterations", "2", "--noise-aware"]) == 0
+    assert "(suggested)" in capsys.readouterr().out and out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--region", "1,2,3"], "argument --region: region must be 'y0,x0,height,width'"),
+        (["--region", "auto", "--region-size", "8"], "argument --region-size"),
+        (["--noise-aware", "0"], "argument --noise-aware"),
+        (["--suggest-size", "4"], "argument --suggest-size"),
+        (["--mode", "per-plane", "--reference", "0"], "argument --reference"),
+    ],
+)
+def test_bad_option_values_are_refused_by_the_parser(blurry_png, tmp_path, capsys, args,
+                                                     message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(blurry_png), "-k", "5", "-o", str(tmp_path / "x.png"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("source", "args", "message"),
+    [
+        ("png", ["--region", "30,0,20,20"], "--region: region 20x20 at (y=30, x=0) does not "
+                                            "lie inside the 40x40 image"),
+        ("png", ["--reference", "1"], "--reference: this image has a single plane"),
+        ("tif", ["--reference", "3"], "--reference: plane 3 is out of range for 3 planes"),
+        ("tif", [], "-o/--output: a stack of 3 planes needs a .tif"),
+    ],
+)
+def test_bad_values_for_this_image_exit_2_naming_the_option(blurry_png, stack_tif, tmp_path,
+                                                            capsys, source, args, message):
+    path = blurry_png if source == "png" else stack_tif
+    out = tmp_path / ("x.tif" if source == "tif" and args else "x.png")
+    assert main([str(path), "-k", "5", "-o", str(out), "-q", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused(colour_png, tmp_path, capsys,
+                                                        monkeypatch):
+    import napari_dip_deblur.memory as memory
+
+    monkeypatch.delenv("DIP_DEBLUR_SKIP_MEMORY_CHECK", raising=False)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    out = tmp_path / "x.png"
+    assert main([str(colour_png), "-k", "5", "-o", str(out), "-q"]) == 2
+    assert "dip-deblur: error: not enough RAM" in capsys.readouterr().err
+    assert not out.exists()

@@ -119,12 +119,16 @@ def test_plane_of_a_stack_follows_the_sliders(make_napari_viewer):
     assert loc.axes == (1, 3) and loc.label == f"t=2, y={loc.position[2]}"
 
 
-def test_plane_refuses_what_it_cannot_deblur(make_napari_viewer):
+def test_plane_keeps_the_colour_axis_and_refuses_what_it_cannot_deblur(make_napari_viewer):
     viewer = make_napari_viewer()
-    rgb = viewer.add_image(np.zeros((20, 20, 3), np.uint8), rgb=True, name="rgb")
+    data = np.arange(2 * 20 * 20 * 3, dtype=np.uint8).reshape(2, 20, 20, 3)
+    rgb = viewer.add_image(data, rgb=True, name="rgb")
+    viewer.dims.current_step = (1, 0, 0)
+    dims = viewer.dims
+    plane = plane_from_layer(rgb, dims.point, dims.displayed, dims.axis_labels)
+    np.testing.assert_array_equal(plane.data, data[1])
+    assert plane.location.rgb and plane.location.stack_axes == (0,)
     labels = viewer.add_labels(np.zeros((20, 20), np.int32), name="labels")
-    with pytest.raises(ValueError, match="Split RGB"):
-        plane_from_layer(rgb)
     with pytest.raises(TypeError, match="Labels layer"):
         plane_from_layer(labels)
     with pytest.raises(ValueError, match="2-D display"):
@@ -284,7 +288,7 @@ def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blu
         (cells, 41, "larger than the image"),  # ValueError from deblur_iter, in the worker
         (with_nan, 5, "NaN"),
         (labels, 5, "Labels layer"),  # refused before a worker starts
-        (rgb, 5, "colour"),
+        (rgb, 5, "constant"),  # a colour run (restore_iter) refuses a constant image
     ]
     for layer, ksize, words in cases:
         widget._kernel_h.value = widget._kernel_w.value = ksize
@@ -387,3 +391,162 @@ def test_widget_starts_on_the_active_image(make_napari_viewer):
     assert widget._image.value is viewer.layers["camera"]
     assert widget._plane.value == "2-D image"
     widget.native.deleteLater()
+
+
+# ---------------------------------------------------------------------- colour, stacks, regions
+def _rgb(blurry: np.ndarray) -> np.ndarray:
+    return np.rint(np.stack([blurry, 0.8 * blurry, 0.5 * blurry], -1) * 255).astype(np.uint8)
+
+
+def test_rgb_layer_gives_an_rgb_result(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    data = _rgb(blurry)
+    layer = viewer.add_image(data, name="photo", rgb=True, scale=(2.0, 2.0))
+    assert widget._plane.value == "2-D image (colour)"
+    assert widget._scope.native.isHidden()  # no planes to choose from
+    widget._iterations.value = 3
+    widget.run()
+    _wait_idle(widget, qtbot)
+
+    out, kernel = viewer.layers["photo deblurred"], viewer.layers["photo kernel"]
+    assert out.rgb and out.data.shape == (32, 32, 3) and out.data.dtype == np.float32
+    assert out.scale.tolist() == [2.0, 2.0]
+    assert kernel.data.shape == (5, 5) and kernel.data.sum() == pytest.approx(1, abs=1e-5)
+    meta = out.metadata
+    assert meta["partial"] is False and meta["rgb"] is True and meta["mode"] == "single"
+    assert meta["settings"]["colour"]["luminance_weights"] == "rec601"
+    assert meta["planes_restored"] == [0] and meta["iterations"] == 3
+    assert not np.array_equal(out.data, data.astype(np.float32))
+    assert layer.data.tobytes() == data.tobytes()
+    assert "done" in widget._status.value
+
+
+@pytest.mark.parametrize("scope", ["all planes, one kernel", "all planes, a kernel each"])
+def test_all_planes_give_a_stack_of_the_same_shape(viewer_widget, blurry, qtbot, scope):
+    viewer, widget = viewer_widget
+    stack = np.stack([blurry, blurry[::-1], blurry.T]).astype(np.float32)
+    layer = viewer.add_image(stack, name="stack", scale=(5.0, 1.5, 1.5),
+                             translate=(1.0, 2.0, 3.0))
+    viewer.dims.current_step = (1, 0, 0)
+    assert not widget._scope.native.isHidden()
+    widget._scope.value = scope
+    widget._iterations.value = 3
+    widget.run()
+    _wait_idle(widget, qtbot)
+
+    out, kernel = viewer.layers["stack deblurred"], viewer.layers["stack kernel"]
+    assert out.data.shape == stack.shape and out.data.dtype == np.float32
+    assert out.scale.tolist() == [5.0, 1.5, 1.5] and out.translate.tolist() == [1.0, 2.0, 3.0]
+    meta = out.metadata
+    assert meta["partial"] is False and meta["scope"] == scope
+    assert meta["n_planes"] == 3 and meta["planes_restored"] == [0, 1, 2]
+    assert meta["plane"] == "all planes"
+    for i in range(3):  # every plane restored
+        assert not np.array_equal(out.data[i], stack[i])
+    if scope == "all planes, one kernel":
+        assert meta["mode"] == "shared" and meta["reference"] == [1]  # the displayed plane
+        assert kernel.data.shape == (5, 5)
+    else:
+        assert meta["mode"] == "per_plane" and meta["reference"] is None
+        assert kernel.data.shape == (3, 5, 5)
+        assert kernel.data.sum(axis=(1, 2)) == pytest.approx([1, 1, 1], abs=1e-5)
+        assert kernel.scale[0] == 5.0 and kernel.translate[0] == 1.0
+    assert layer.data.tobytes() == stack.tobytes()
+
+
+def test_region_from_a_shapes_rectangle_is_used(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    image = blurred_photo(size=48, kernel_size=5).blurry
+    layer = viewer.add_image(image, name="big", scale=(2.0, 2.0), translate=(10.0, 0.0))
+    # drawn in world coordinates: pixels 4..35 (rows) and 8..39 (columns)
+    corners = np.array([[10 + 2 * 3.6, 2 * 7.5], [10 + 2 * 35.5, 2 * 39.4]])
+    viewer.add_shapes([corners], shape_type="rectangle", name="roi")
+    widget._image.value = layer
+    widget._region.value = "rectangle in a Shapes layer"
+    assert not widget._shapes.native.isHidden()
+    assert widget._shapes.value is viewer.layers["roi"]
+    widget._iterations.value = 3
+    widget.run()
+    _wait_idle(widget, qtbot)
+
+    out = viewer.layers["big deblurred"]
+    assert out.data.shape == (48, 48) and out.metadata["partial"] is False
+    region = out.metadata["region"]
+    assert region["shapes_layer"] == "roi"
+    assert region["rectangle"] == [4, 8, 32, 32]
+    assert out.metadata["regions"] == [[4, 8, 32, 32]]
+    assert out.scale.tolist() == [2.0, 2.0]
+    assert layer.data.tobytes() == image.tobytes()
+
+
+def test_region_without_a_rectangle_is_refused(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    viewer.add_shapes([np.array([[1, 1], [20, 20]])], shape_type="line", name="lines")
+    widget._region.value = "rectangle in a Shapes layer"
+    n = _n_records()
+    assert widget.run() is None
+    errors = _errors_since(n)
+    assert len(errors) == 1 and "holds no rectangle" in errors[0]
+    assert widget._run_button.text == "Run" and len(viewer.layers) == 2
+
+
+def test_cancel_during_a_stack_run_keeps_finished_planes(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    stack = np.stack([blurry, blurry[::-1], blurry.T]).astype(np.float32)
+    layer = viewer.add_image(stack, name="stack")
+    widget._scope.value = "all planes, a kernel each"
+    widget._iterations.value = 200
+    widget._update_every.value = 50
+    worker = widget.run()
+
+    def cancel_after_the_first_plane(item: Any) -> None:  # runs after the widget's slot
+        if getattr(item, "planes_done", 0) >= 1 and not widget._run.cancelled:
+            widget.cancel()
+
+    worker.yielded.connect(cancel_after_the_first_plane)
+    _wait_idle(widget, qtbot)
+
+    out = viewer.layers["stack deblurred" + PARTIAL_SUFFIX]
+    kernel = viewer.layers["stack kernel" + PARTIAL_SUFFIX]
+    meta = out.metadata
+    assert meta["partial"] is True and meta["planes_restored"] == [0]
+    assert out.data.shape == stack.shape
+    assert not np.array_equal(out.data[0], stack[0])
+    np.testing.assert_array_equal(out.data[1:], stack[1:])  # unfinished planes: the input
+    assert kernel.data[0].sum() == pytest.approx(1, abs=1e-5)
+    assert not kernel.data[1:].any()
+    assert "cancelled" in widget._status.value and "1/3 planes" in widget._status.value
+    assert layer.data.tobytes() == stack.tobytes()
+
+
+def test_suggest_size_sets_the_kernel_size(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(_rgb(blurry), name="photo", rgb=True)
+    widget._suggest_iterations.value = 5
+    widget._kernel_h.value = widget._kernel_w.value = 3
+    worker = widget.suggest()
+    assert worker is not None and widget.is_suggesting
+    assert not widget._run_button.enabled and widget.run() is None
+    qtbot.waitUntil(lambda: not widget.is_suggesting, timeout=30_000)
+    suggestion = widget.last_suggestion
+    assert suggestion is not None
+    assert (widget._kernel_h.value, widget._kernel_w.value) == suggestion.size
+    assert suggestion.size[0] % 2 == 1 and suggestion.max_size == (11, 11)
+    assert "suggested kernel size" in widget._status.value
+    assert widget._run_button.enabled and widget._suggest_button.text == "Suggest size"
+
+
+def test_noise_aware_keeps_tv_in_the_last_interval(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    widget._noise_aware.value = True
+    widget._noise_weight.value = 0.02
+    widget._iterations.value = 2
+    widget.run()
+    _wait_idle(widget, qtbot)
+    meta = viewer.layers["cells deblurred"].metadata
+    assert meta["noise_aware"] == pytest.approx(0.02) and meta["partial"] is False
+    last = meta["settings"]["phases"][-1]
+    terms = last["terms"] if isinstance(last, dict) else last.terms
+    assert terms["tv"] == pytest.approx(0.02)

@@ -1,8 +1,11 @@
-"""The one place where the 2-D array to deblur is taken out of a napari layer.
+"""The one place where the arrays to deblur are taken out of napari layers.
 
-Pure functions of a layer and the viewer's dims state (passed in explicitly, no viewer
-needed): numpy in, numpy out, nothing is computed on the pixels. Colour support will come
-here too (a later issue): today RGB(A) layers are refused with a message saying what to do.
+Pure functions of layers and the viewer's dims state (passed in explicitly, no viewer
+needed): numpy in, numpy out, nothing is computed on the pixels. A plane is the 2-D image
+on the displayed axes (with its colour axis for RGB(A) layers); a stack is the layer with
+its displayed axes moved last (:func:`planes_last`), as the library's
+:func:`~napari_dip_deblur.restore.restore_iter` expects; a region is a Shapes layer's
+rectangle in the image's pixel coordinates (:func:`region_from_shapes`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ import numpy as np
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["Plane", "PlaneLocation", "locate_plane", "plane_from_layer"]
+__all__ = [
+    "Plane",
+    "PlaneLocation",
+    "locate_plane",
+    "plane_from_layer",
+    "planes_back",
+    "planes_last",
+    "region_from_shapes",
+]
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class PlaneLocation:
     ----------
     index : tuple of int or slice
         The index into ``layer.data`` that gives ``data`` (``slice(None)`` on the two
-        displayed axes, an integer on every other axis).
+        displayed axes and on an RGB layer's colour axis, an integer on every other axis).
     axes : tuple of int
         The two layer axes of the plane, in increasing order.
     label : str
@@ -35,6 +46,8 @@ class PlaneLocation:
         unnamed axes), or ``"2-D image"``.
     scale, translate : tuple of float
         The layer's scale and translate on the two axes of the plane.
+    rgb : bool
+        Whether the layer is RGB(A): its data has a last colour axis, kept in the plane.
     """
 
     index: tuple[int | slice, ...]
@@ -42,6 +55,12 @@ class PlaneLocation:
     label: str
     scale: tuple[float, float]
     translate: tuple[float, float]
+    rgb: bool = False
+
+    @property
+    def stack_axes(self) -> tuple[int, ...]:
+        """The layer axes besides the plane's (and the colour axis), in order."""
+        return tuple(self.position)
 
     @property
     def position(self) -> dict[int, int]:
@@ -63,8 +82,9 @@ class Plane:
 
     Attributes
     ----------
-    data : (M, N) ndarray
-        A copy of the plane, in the layer's dtype (the layer's data is never aliased).
+    data : (M, N) or (M, N, C) ndarray
+        A copy of the plane, in the layer's dtype (the layer's data is never aliased); RGB
+        layers keep their colour axis last.
     location : PlaneLocation
         Where the plane came from.
     """
@@ -103,7 +123,8 @@ def locate_plane(
     Parameters
     ----------
     layer : napari.layers.Layer
-        Must be a single-scale, non-RGB ``Image`` layer with at least two axes.
+        Must be a single-scale ``Image`` layer with at least two (spatial) axes; an RGB(A)
+        layer's colour axis is kept in the plane.
     point : sequence of float, optional
         The viewer's position in world coordinates (``viewer.dims.point``); its trailing
         ``layer.ndim`` entries locate the plane on the non-displayed axes. Default: the
@@ -123,7 +144,7 @@ def locate_plane(
     TypeError
         If ``layer`` is not an Image layer.
     ValueError
-        If the layer is RGB, multiscale, has fewer than two axes, if the viewer shows
+        If the layer is multiscale, has fewer than two axes, if the viewer shows
         three axes (3-D display), or if the current position lies outside the layer.
     """
     from napari.layers import Image
@@ -131,12 +152,6 @@ def locate_plane(
     if not isinstance(layer, Image):
         raise TypeError(
             f"{layer.name!r} is a {type(layer).__name__} layer; choose an Image layer to deblur."
-        )
-    if layer.rgb:
-        raise ValueError(
-            f"{layer.name!r} is a colour (RGB) image, and colour deblurring is not supported "
-            "yet. Split it into channels first (right-click the layer > Split RGB) and "
-            "deblur one channel."
         )
     if layer.multiscale:
         raise ValueError(
@@ -187,6 +202,9 @@ def locate_plane(
         # napari's default labels are axis numbers ("-3"): say "axis -3=1", not "-3=1".
         where.append(f"axis {name}={i}" if name.lstrip("-").isdigit() else f"{name}={i}")
 
+    rgb = bool(layer.rgb)
+    if rgb:
+        index.append(slice(None))  # the colour axis, last in layer.data
     scale = tuple(float(layer.scale[a]) for a in axes)
     translate = tuple(float(layer.translate[a]) for a in axes)
     return PlaneLocation(
@@ -195,4 +213,90 @@ def locate_plane(
         label=", ".join(where) if where else "2-D image",
         scale=(scale[0], scale[1]),
         translate=(translate[0], translate[1]),
+        rgb=rgb,
     )
+
+
+def planes_last(data: Any, axes: tuple[int, int], rgb: bool = False) -> Any:
+    """A view of a layer's data with the plane's two axes moved last (before the colour
+    axis of RGB data): ``(*stack, M, N[, C])``, the layout of ``restore_iter``. No copy."""
+    target = (-3, -2) if rgb else (-2, -1)
+    return np.moveaxis(data, axes, target)
+
+
+def planes_back(array: Any, axes: tuple[int, int], rgb: bool = False) -> Any:
+    """The inverse of :func:`planes_last`: a view in the layer's axis order."""
+    source = (-3, -2) if rgb else (-2, -1)
+    return np.moveaxis(array, source, axes)
+
+
+def region_from_shapes(
+    shapes: napari.layers.Layer,
+    image: napari.layers.Layer,
+    location: PlaneLocation,
+    point: Sequence[float] | None = None,
+) -> Any:
+    """The first rectangle of a Shapes layer as a region of an image layer's plane.
+
+    The rectangle's corners are taken to world coordinates (the Shapes layer's own scale
+    and translate) and then to the image's data coordinates; the region is the bounding box
+    of the pixels whose centres lie inside, clipped to the plane.
+
+    Parameters
+    ----------
+    shapes : napari.layers.Shapes
+        Its first shape of type ``"rectangle"`` is used.
+    image : napari.layers.Image
+        The image the region is for.
+    location : PlaneLocation
+        The plane (`locate_plane`): the region lies on its two axes.
+    point : sequence of float, optional
+        The viewer's position (``viewer.dims.point``), for the axes the rectangle does not
+        span.
+
+    Returns
+    -------
+    napari_dip_deblur.regions.Region
+        ``(y0, x0, height, width)`` in the plane's pixels. Not checked for size: the
+        library refuses regions too small to estimate on, with a message.
+
+    Raises
+    ------
+    TypeError
+        If ``shapes`` is not a Shapes layer.
+    ValueError
+        If it has no rectangle, or the rectangle does not overlap the plane.
+    """
+    from napari.layers import Shapes
+
+    from .regions import Region
+
+    if not isinstance(shapes, Shapes):
+        raise TypeError(f"{shapes.name!r} is a {type(shapes).__name__} layer; choose a "
+                        "Shapes layer holding a rectangle.")
+    kinds = list(shapes.shape_type)
+    if "rectangle" not in kinds:
+        raise ValueError(f"The Shapes layer {shapes.name!r} holds no rectangle: draw one "
+                         "with its rectangle tool around a well-textured part of the image.")
+    vertices = np.asarray(shapes.data[kinds.index("rectangle")], dtype=float)
+    world_ndim = max(len(point) if point is not None else 0, image.ndim, shapes.ndim)
+    base = np.zeros(world_ndim)
+    if point is not None:
+        base[world_ndim - len(point):] = np.asarray(point, dtype=float)
+    corners = []
+    for vertex in vertices:
+        world = base.copy()
+        moved = np.asarray(shapes.data_to_world(vertex), dtype=float)
+        world[world_ndim - len(moved):] = moved
+        data = np.asarray(image.world_to_data(world), dtype=float)
+        corners.append((data[location.axes[0]], data[location.axes[1]]))
+    rows, cols = (image.data.shape[a] for a in location.axes)
+    (lo_y, lo_x), (hi_y, hi_x) = np.min(corners, axis=0), np.max(corners, axis=0)
+    eps = 1e-6  # corners on pixel centres survive the round trip through world space
+    y0, x0 = max(0, int(np.ceil(lo_y - eps))), max(0, int(np.ceil(lo_x - eps)))
+    y1 = min(rows - 1, int(np.floor(hi_y + eps)))
+    x1 = min(cols - 1, int(np.floor(hi_x + eps)))
+    if y1 < y0 or x1 < x0:
+        raise ValueError(f"The rectangle in {shapes.name!r} does not overlap the image "
+                         f"{image.name!r} ({rows}x{cols} pixels).")
+    return Region(y0, x0, y1 - y0 + 1, x1 - x0 + 1)

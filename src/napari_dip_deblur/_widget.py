@@ -1,18 +1,29 @@
-"""The dock widget: blind deblurring of the displayed plane of an image layer.
+"""The dock widget: blind deblurring of an image layer: a plane, a colour image, a stack.
 
-The widget does no numerics. It takes a 2-D plane out of the chosen layer
-(:func:`napari_dip_deblur._layer_data.plane_from_layer`), runs
-:func:`napari_dip_deblur.deblur_iter` in a napari thread worker, and copies the snapshots
-into two output layers. torch is imported only when a run starts (inside the worker) or
-when the widget is built (to list the devices), never when this module is imported.
+The widget does no numerics. It takes arrays out of the chosen layer
+(:mod:`napari_dip_deblur._layer_data`), runs the library in a napari thread worker, and
+copies what the worker yields into two output layers:
+
+- a 2-D grey plane estimated as a whole runs :func:`napari_dip_deblur.deblur_iter` (the
+  restored layer shows the deep-image-prior iterate);
+- RGB(A) layers, all the planes of a stack, and runs estimating the kernel on a region run
+  :func:`napari_dip_deblur.restore.restore_iter`: one kernel estimated on the luminance /
+  the displayed plane / a region, then every channel of every plane restored with it (or a
+  kernel each, per plane). The plane being worked on is updated live.
+
+"Suggest size" runs :func:`napari_dip_deblur.kernel_size.suggest_kernel_size` in a worker.
+torch is imported only when a run starts (inside the worker) or when the widget is built
+(to list the devices), never when this module is imported.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -25,22 +36,56 @@ from magicgui.widgets import (
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 
-from ._layer_data import Plane, PlaneLocation, locate_plane, plane_from_layer
+from ._layer_data import (
+    Plane,
+    PlaneLocation,
+    locate_plane,
+    plane_from_layer,
+    planes_back,
+    planes_last,
+    region_from_shapes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import napari
-    import numpy as np
 
     from .api import Snapshot
+    from .kernel_size import KernelSizeSuggestion
+    from .restore import RestoreProgress, RestoreResult
 
-__all__ = ["PARTIAL_SUFFIX", "DeblurWidget"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "REGION_AUTO",
+    "REGION_SHAPES",
+    "REGION_WHOLE",
+    "SCOPE_PER_PLANE",
+    "SCOPE_PLANE",
+    "SCOPE_SHARED",
+    "DeblurWidget",
+]
 
 #: Appended to the output layers' names when a run was cancelled or failed part-way.
 PARTIAL_SUFFIX = " (partial)"
 
-KERNEL_HINT = "Kernel size: a bit larger than the longest blur streak, in pixels (odd)."
+KERNEL_HINT = ("Kernel size: a bit larger than the longest blur streak, in pixels (odd); "
+               "'Suggest size' measures it from a short run.")
+
+#: The "planes" choices for layers with more axes than the two displayed.
+SCOPE_PLANE = "this plane"
+SCOPE_SHARED = "all planes, one kernel"
+SCOPE_PER_PLANE = "all planes, a kernel each"
+SCOPES = (SCOPE_PLANE, SCOPE_SHARED, SCOPE_PER_PLANE)
+
+#: The "estimate on" choices: where in the plane the kernel is estimated.
+REGION_WHOLE = "whole plane"
+REGION_AUTO = "auto (best-textured crop)"
+REGION_SHAPES = "rectangle in a Shapes layer"
+REGIONS = (REGION_WHOLE, REGION_AUTO, REGION_SHAPES)
+
+#: Iterations of the "Suggest size" run (a few hundred are enough to see the support).
+SUGGEST_ITERATIONS = 300
 
 # Advanced overrides: name -> (label, min, max, step, staged preset only).
 _ADVANCED: dict[str, tuple[str, float, float, float, bool]] = {
@@ -73,16 +118,30 @@ class _DeblurWorker(GeneratorWorker):
 
 
 def _deblur_snapshots(
-    image: np.ndarray, kernel_size: tuple[int, int], **kwargs: Any
+    image: np.ndarray,
+    kernel_size: tuple[int, int],
+    noise_aware: float | None = None,
+    **kwargs: Any,
 ) -> Iterator[Snapshot]:
     """The worker's generator: every snapshot of ``deblur_iter``, one per iteration.
 
     Yielding every iteration lets ``worker.quit()`` act within one iteration; the widget
-    copies into layers only every N of them.
+    copies into layers only every N of them. ``noise_aware``: the TV weight kept in the
+    schedule's last interval (:func:`napari_dip_deblur.noise.noise_aware_phases`).
     """
     from napari_dip_deblur import deblur_iter
 
     try:
+        if noise_aware is not None:
+            from napari_dip_deblur.noise import noise_aware_phases
+            from napari_dip_deblur.presets import resolve_settings
+
+            iterations = kwargs.pop("iterations", None)
+            preset = resolve_settings(kwargs.pop("preset"), iterations,
+                                      **{k: kwargs.pop(k) for k in list(kwargs)
+                                         if k not in ("seed", "device")})
+            kwargs["preset"] = resolve_settings(
+                preset, phases=noise_aware_phases(preset, noise_aware))
         snapshots = deblur_iter(image, kernel_size, yield_every=1, **kwargs)
         try:
             yield from snapshots
@@ -92,6 +151,73 @@ def _deblur_snapshots(
                 close()
     except RuntimeError as exc:
         raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _RegionChosen:
+    """The first item a restore worker yields: the region its (first) blind run uses."""
+
+    region: Any  # Region or None (the whole plane); "auto" when chosen per plane
+
+
+def _restore_progress(
+    image: Any,
+    kernel_size: tuple[int, int],
+    **kwargs: Any,
+) -> Iterator[_RegionChosen | RestoreProgress]:
+    """The worker's generator for colour, stacks and regions: ``restore_iter``'s progress.
+
+    An automatic region of a single blind run (one plane, or the shared kernel's plane) is
+    chosen here first (:func:`napari_dip_deblur.regions.auto_region`, as ``restore_iter``
+    would), so that the widget knows where the live iterate belongs; it is yielded first.
+    """
+    from napari_dip_deblur.restore import restore_iter
+
+    try:
+        region = kwargs.get("region")
+        single = kwargs.get("mode") != "per_plane"
+        if region == "auto" and single:
+            region = kwargs["region"] = _auto_region(image, kwargs)
+        progresses = restore_iter(image, kernel_size, yield_every=1, **kwargs)
+        yield _RegionChosen(region)
+        try:
+            yield from progresses
+        finally:
+            progresses.close()
+    except RuntimeError as exc:
+        raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _auto_region(image: Any, kwargs: dict[str, Any]) -> Any:
+    """The region ``restore_iter(region="auto")`` would choose on the estimation plane."""
+    from napari_dip_deblur.colour import luminance
+    from napari_dip_deblur.regions import auto_region
+
+    array = np.asarray(image)
+    colour = kwargs.get("channel_axis") is not None
+    plane = array[tuple(kwargs.get("reference") or ())]
+    grey = luminance(plane, channel_axis=-1) if colour else plane
+    size = int(kwargs.get("region_size", 256))
+    if grey.ndim != 2 or (grey.shape[0] <= size and grey.shape[1] <= size):
+        return None
+    return auto_region(grey, size)
+
+
+def _suggest_size(
+    image: np.ndarray, rgb: bool, region: Any, region_size: int, **kwargs: Any
+) -> Iterator[None]:
+    """The "Suggest size" worker: ``suggest_kernel_size`` on the plane (its luminance for
+    colour). A generator that yields nothing and returns the suggestion."""
+    from napari_dip_deblur.colour import luminance
+    from napari_dip_deblur.kernel_size import suggest_kernel_size
+
+    try:
+        grey = luminance(image, channel_axis=-1) if rgb else image
+        return suggest_kernel_size(grey, None, region=region, region_size=region_size,
+                                   **kwargs)
+    except RuntimeError as exc:
+        raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
+    yield  # a generator, so that it runs in the widget's generator worker
 
 
 def _advanced_defaults(settings: Any, staged: Any) -> dict[str, float]:
@@ -127,11 +253,61 @@ class _Run:
     contrast_limits: tuple[float, float]
     contrast_limits_range: tuple[float, float]
     colormap: Any
+    noise_aware: float | None = None
     last: Snapshot | None = None
     shown_step: int = 0
     error: BaseException | None = None
     cancelled: bool = False
     outputs: dict[str, Any] = field(default_factory=dict)
+    restore: _RestoreState | None = None  # set for runs through restore_iter
+    pending: deque[tuple[Any, tuple[Any, ...]]] = field(default_factory=deque)
+    dispatching: bool = False
+
+
+@dataclass
+class _RestoreState:
+    """What a run through ``restore_iter`` shows, kept on the main thread.
+
+    ``display`` is the restored layer's data (the layer's axis order, float32): it starts
+    as the input and receives each plane as it is finished (and, while a plane's kernel is
+    estimated, the live iterate over that plane's region). The worker's own arrays are
+    only read, for planes it has finished.
+    """
+
+    scope: str
+    mode: str  # "single" (one plane), "shared" or "per_plane"
+    rgb: bool
+    axes: tuple[int, int]
+    source: Any  # the input in restore_iter's layout (*stack, M, N[, C]); never written
+    display: np.ndarray
+    display_view: np.ndarray  # display in restore_iter's layout
+    stack_shape: tuple[int, ...]
+    reference: tuple[int, ...] | None
+    region_choice: str
+    region: Any  # Region, None (whole plane) or "auto"
+    region_layer: str | None
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    kernel_style: dict[str, Any]
+    kernels: np.ndarray | None = None  # per_plane: (*stack, kh, kw), restore_iter's layout
+    kernel: np.ndarray | None = None  # otherwise the kernel shown
+    copied: set[int] = field(default_factory=set)
+    progress: RestoreProgress | None = None
+    result: RestoreResult | None = None
+
+    @property
+    def n_planes(self) -> int:
+        return math.prod(self.stack_shape)
+
+    def index(self, flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(flat, self.stack_shape)) \
+            if self.stack_shape else ()
+
+    def kernel_data(self) -> np.ndarray:
+        """The kernel layer's data: 2-D, or per-plane kernels in the layer's axis order."""
+        if self.kernels is not None:
+            return planes_back(self.kernels, self.axes)
+        return self.kernel
 
 
 def _kernel_placement(
@@ -148,7 +324,7 @@ def _kernel_placement(
 
 
 class DeblurWidget(Container):
-    """Blind deblurring (deep image prior) of the displayed plane of an image layer.
+    """Blind deblurring (deep image prior) of an image layer: a plane, colour, a stack.
 
     Parameters
     ----------
@@ -163,17 +339,26 @@ class DeblurWidget(Container):
 
     Notes
     -----
-    A run adds (or, on later runs, updates in place) two 2-D layers named after the
-    input, ``"<name> deblurred"`` and ``"<name> kernel"``, with the input's scale and
-    translate on the displayed axes. A cancelled or failed run keeps its last iterate
-    under ``"<name> deblurred (partial)"`` with ``metadata["partial"] = True``. The input
-    layer is never modified.
+    A run adds (or, on later runs, updates in place) two layers named after the input,
+    ``"<name> deblurred"`` and ``"<name> kernel"``:
+
+    - one plane ("this plane", or a 2-D layer): 2-D layers (RGB for an RGB layer) with the
+      input's scale and translate on the displayed axes;
+    - all planes: a restored stack of the input's shape, scale and translate; the kernel
+      is 2-D ("one kernel", estimated on the displayed plane) or a stack of one kernel per
+      plane ("a kernel each") on the same axes.
+
+    A cancelled or failed run keeps what it had under ``"<name> deblurred (partial)"`` with
+    ``metadata["partial"] = True``: the last iterate of a grey plane estimated as a whole;
+    otherwise the planes finished so far (``metadata["planes_restored"]``), the others
+    showing the input. The input layer is never modified.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         from napari_dip_deblur import PRESETS, available_devices
         from napari_dip_deblur.api import resolve_device
+        from napari_dip_deblur.noise import DEFAULT_TV_WEIGHT
         from napari_dip_deblur.presets import recommended_preset
 
         self._viewer = viewer
@@ -181,13 +366,20 @@ class DeblurWidget(Container):
         self.extra_overrides: dict[str, Any] = {}
         self._worker: GeneratorWorker | None = None
         self._run: _Run | None = None
+        self._suggest_worker: GeneratorWorker | None = None
+        self.last_suggestion: KernelSizeSuggestion | None = None
         self._closed = False
 
         self._image = ComboBox(label="image", choices=self._image_layer_choices)
         self._plane = Label(label="plane", value="")
+        self._scope = ComboBox(label="planes", choices=list(SCOPES), value=SCOPE_PLANE)
         self._kernel_h = SpinBox(value=15, min=3, max=999, step=2, label="kernel height")
         self._kernel_w = SpinBox(value=15, min=3, max=999, step=2, label="kernel width")
+        self._suggest_button = PushButton(text="Suggest size")
         self._kernel_hint = Label(value=KERNEL_HINT)
+        self._region = ComboBox(label="estimate on", choices=list(REGIONS), value=REGION_WHOLE)
+        self._shapes = ComboBox(label="rectangle in", choices=self._shapes_layer_choices)
+        self._noise_aware = CheckBox(text="noise-aware (keep TV to the end)", value=False)
         # The preset that serves best on the device "auto" would pick (fast on a CPU).
         default = recommended_preset(resolve_device("auto").type)
         self._preset = ComboBox(label="preset", choices=list(PRESETS), value=default)
@@ -200,7 +392,16 @@ class DeblurWidget(Container):
             name: FloatSpinBox(label=label, min=lo, max=hi, step=step)
             for name, (label, lo, hi, step, _) in _ADVANCED.items()
         }
-        self._advanced_box = Container(widgets=list(self._advanced.values()), labels=True)
+        self._noise_weight = FloatSpinBox(label="noise-aware TV weight", value=DEFAULT_TV_WEIGHT,
+                                          min=1e-4, max=10.0, step=0.001)
+        self._region_size = SpinBox(label="auto region size", value=256, min=16, max=100_000)
+        self._suggest_iterations = SpinBox(label="suggest: iterations",
+                                           value=SUGGEST_ITERATIONS, min=1, max=100_000)
+        self._advanced_box = Container(
+            widgets=[*self._advanced.values(), self._noise_weight, self._region_size,
+                     self._suggest_iterations],
+            labels=True,
+        )
         self._advanced_box.visible = False
         self._run_button = PushButton(text="Run")
         self._status = Label(label="status", value="idle")
@@ -210,6 +411,19 @@ class DeblurWidget(Container):
             label.native.setWordWrap(True)
         self._iterations.tooltip = "0 = the preset's default"
         self._update_every.tooltip = "Copy the result into the layers every N iterations."
+        self._scope.tooltip = (
+            "this plane: the displayed plane only. all planes, one kernel: estimated on the "
+            "displayed plane, applied to every plane. all planes, a kernel each: a blind "
+            "estimate per plane.")
+        self._region.tooltip = (
+            "Where in the plane the kernel is estimated (the whole plane is restored): "
+            "everything, the best-textured crop of 'auto region size' (Advanced), or the "
+            "first rectangle of a Shapes layer.")
+        self._noise_aware.tooltip = ("For noisy data: keep a total-variation prior in the last "
+                                     "interval of the schedule (weight in Advanced).")
+        self._suggest_button.tooltip = (
+            "Run a short blind estimate with a generous kernel on the displayed plane (its "
+            "region) and set the kernel size to the blur's measured support.")
         self._seed.tooltip = "Same seed, same result (on the CPU)."
         for name, (_, _, _, _, staged_only) in _ADVANCED.items():
             if staged_only:
@@ -219,9 +433,14 @@ class DeblurWidget(Container):
             [
                 self._image,
                 self._plane,
+                self._scope,
                 self._kernel_h,
                 self._kernel_w,
+                self._suggest_button,
                 self._kernel_hint,
+                self._region,
+                self._shapes,
+                self._noise_aware,
                 self._preset,
                 self._iterations,
                 self._device,
@@ -239,6 +458,8 @@ class DeblurWidget(Container):
         self._preset.changed.connect(self._on_preset)
         self._show_advanced.changed.connect(self._on_show_advanced)
         self._run_button.changed.connect(self._on_button)
+        self._suggest_button.changed.connect(self._on_suggest_button)
+        self._region.changed.connect(self._on_region)
         self._image.changed.connect(self._update_plane_label)
         layers = viewer.layers.events
         for emitter in (layers.inserted, layers.removed, layers.moved):
@@ -248,6 +469,7 @@ class DeblurWidget(Container):
             emitter.connect(self._update_plane_label)
 
         self._on_preset(self._preset.value)
+        self._on_region(self._region.value)
         self._reset_layer_choices()
         active = viewer.layers.selection.active
         if active is not None and active in self._image.choices:
@@ -270,6 +492,11 @@ class DeblurWidget(Container):
         """Whether a run is in progress (its worker has not finished)."""
         return self._worker is not None
 
+    @property
+    def is_suggesting(self) -> bool:
+        """Whether a kernel size suggestion is being computed."""
+        return self._suggest_worker is not None
+
     def run(self, layer: napari.layers.Layer | None = None) -> GeneratorWorker | None:
         """Start deblurring ``layer`` (default: the chosen one) with the widget's settings.
 
@@ -278,15 +505,66 @@ class DeblurWidget(Container):
         """
         if self._worker is not None:
             return self._worker
+        if self._suggest_worker is not None:
+            return None
         layer = layer if layer is not None else self._image.value
         try:
             if layer is None:
                 raise ValueError("No image layer to deblur: open an image first.")
-            plane = self._take_plane(layer)
+            loc = self._locate(layer)
+            scope = self._scope.value if loc.stack_axes else SCOPE_PLANE
+            region, region_layer = self._region_arg(layer, loc)
+            if scope == SCOPE_PLANE and not loc.rgb and self._region.value == REGION_WHOLE:
+                return self._start(layer, self._take_plane(layer))
+            return self._start_restore(layer, loc, scope, region, region_layer)
         except (TypeError, ValueError) as exc:
             self._report(exc, getattr(layer, "name", None))
             return None
-        return self._start(layer, plane)
+
+    def suggest(self, layer: napari.layers.Layer | None = None) -> GeneratorWorker | None:
+        """Suggest a kernel size for the displayed plane of ``layer`` (default: the chosen
+        one), in a worker; the kernel size boxes are set when it returns.
+
+        The run uses the widget's preset, seed, device, overrides, "estimate on" region and
+        the Advanced "suggest: iterations". Returns the worker, or None if refused.
+        """
+        if self._worker is not None or self._suggest_worker is not None:
+            return None
+        layer = layer if layer is not None else self._image.value
+        try:
+            if layer is None:
+                raise ValueError("No image layer: open an image first.")
+            plane = self._take_plane(layer)
+            region, _ = self._region_arg(layer, plane.location)
+        except (TypeError, ValueError) as exc:
+            self._report(exc, getattr(layer, "name", None), what="Suggesting a kernel size")
+            return None
+        worker = create_worker(
+            _suggest_size,
+            plane.data,
+            plane.location.rgb,
+            region,
+            int(self._region_size.value),
+            preset=str(self._preset.value),
+            iterations=int(self._suggest_iterations.value),
+            seed=int(self._seed.value),
+            device=str(self._device.value),
+            **self.overrides(),
+            _progress={"desc": f"Suggesting a kernel size for {layer.name}"},
+            _worker_class=_DeblurWorker,
+            _ignore_errors=True,
+            _start_thread=False,
+        )
+        source = layer.name
+        state: dict[str, Any] = {}
+        worker.returned.connect(lambda value: state.setdefault("value", value))
+        worker.errored.connect(lambda exc: state.setdefault("error", exc))
+        worker.finished.connect(lambda: self._on_suggested(source, state))
+        self._suggest_worker = worker
+        self._set_running(True, suggesting=True)
+        self._status.value = f"suggesting a kernel size ({plane.location.label})…"
+        worker.start()
+        return worker
 
     def cancel(self) -> None:
         """Ask the running worker to stop; the last iterate is kept, marked partial."""
@@ -321,10 +599,16 @@ class DeblurWidget(Container):
 
         return [(lyr.name, lyr) for lyr in self._viewer.layers if isinstance(lyr, Image)]
 
+    def _shapes_layer_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        from napari.layers import Shapes
+
+        return [(lyr.name, lyr) for lyr in self._viewer.layers if isinstance(lyr, Shapes)]
+
     def _reset_layer_choices(self, event: Any = None) -> None:
         if event is not None and getattr(event, "type", None) == "inserted":
             event.value.events.name.connect(self._reset_layer_choices)
         self._image.reset_choices()
+        self._shapes.reset_choices()
         self._update_plane_label()
 
     def _locate(self, layer: napari.layers.Layer) -> PlaneLocation:
@@ -337,13 +621,38 @@ class DeblurWidget(Container):
 
     def _update_plane_label(self, *_: Any) -> None:
         layer = self._image.value
+        stack = False
         if layer is None:
             self._plane.value = "no image layer"
-            return
-        try:
-            self._plane.value = self._locate(layer).label
-        except (TypeError, ValueError) as exc:
-            self._plane.value = f"cannot deblur: {exc}"
+        else:
+            try:
+                loc = self._locate(layer)
+            except (TypeError, ValueError) as exc:
+                self._plane.value = f"cannot deblur: {exc}"
+            else:
+                stack = bool(loc.stack_axes)
+                self._plane.value = loc.label + (" (colour)" if loc.rgb else "")
+        self._scope.visible = stack  # the planes choice only where there are planes
+
+    def _on_region(self, value: str) -> None:
+        self._shapes.visible = value == REGION_SHAPES
+
+    def _region_arg(
+        self, layer: napari.layers.Layer, loc: PlaneLocation
+    ) -> tuple[Any, str | None]:
+        """The "estimate on" choice as ``restore_iter``'s ``region`` (None, "auto" or a
+        Region in the plane's pixels), and the Shapes layer's name if one is used."""
+        choice = self._region.value
+        if choice == REGION_WHOLE:
+            return None, None
+        if choice == REGION_AUTO:
+            return "auto", None
+        shapes = self._shapes.value
+        if shapes is None:
+            raise ValueError("'estimate on' is a rectangle in a Shapes layer, but there is no "
+                             "Shapes layer: add one and draw a rectangle on the image.")
+        region = region_from_shapes(shapes, layer, loc, self._viewer.dims.point)
+        return region, shapes.name
 
     def _make_odd(self, value: int) -> None:
         for box in (self._kernel_h, self._kernel_w):
@@ -369,6 +678,30 @@ class DeblurWidget(Container):
         else:
             self.cancel()
 
+    def _on_suggest_button(self, *_: Any) -> None:
+        self.suggest()
+
+    def _on_suggested(self, source: str, state: dict[str, Any]) -> None:
+        self._suggest_worker = None
+        if self._closed:
+            return
+        self._set_running(False)
+        error = state.get("error")
+        suggestion = state.get("value")
+        if error is not None or suggestion is None:
+            self._report(error or RuntimeError("no result"), source,
+                         what="Suggesting a kernel size")
+            return
+        self.last_suggestion = suggestion
+        (h, w), (sh, sw) = suggestion.size, suggestion.support.shape
+        self._kernel_h.value, self._kernel_w.value = h, w
+        mh, mw = suggestion.max_size
+        text = (f"suggested kernel size {h}x{w} (blur support {sh}x{sw} in a {mh}x{mw} "
+                f"estimate)")
+        if not suggestion.reliable:
+            text += "; the blur reached the estimate's edge: it may be larger"
+        self._status.value = text
+
     # ------------------------------------------------------------------ running
     def _start(self, layer: napari.layers.Layer, plane: Plane) -> GeneratorWorker:
         preset = str(self._preset.value)
@@ -388,11 +721,13 @@ class DeblurWidget(Container):
             contrast_limits=(lo, hi),
             contrast_limits_range=(min(lo, rlo), max(hi, rhi)),
             colormap=layer.colormap,
+            noise_aware=self._noise_arg(),
         )
         worker = create_worker(
             _deblur_snapshots,
             plane.data,
             self._run.kernel_size,
+            noise_aware=self._run.noise_aware,
             preset=preset,
             iterations=iterations,
             seed=self._run.seed,
@@ -404,23 +739,162 @@ class DeblurWidget(Container):
             _start_thread=False,
         )
         run = self._run
-        worker.yielded.connect(lambda snap: self._on_yielded(run, snap))
-        worker.errored.connect(lambda exc: self._on_errored(run, exc))
-        worker.aborted.connect(lambda: setattr(run, "cancelled", True))
-        worker.finished.connect(lambda: self._on_finished(run))
+        self._connect(worker, run, self._on_yielded)
         self._worker = worker
         self._set_running(True)
         self._status.value = f"starting ({plane.location.label})…"
         worker.start()
         return worker
 
-    def _set_running(self, running: bool) -> None:
+    def _connect(self, worker: GeneratorWorker, run: _Run, on_yielded: Any) -> None:
+        """Connect a run's worker so that its signals are handled one at a time, in order.
+
+        napari re-enters the event loop in places (its progress bars, a new layer's
+        controls call ``processEvents``): a later ``yielded`` or even ``finished`` would
+        otherwise be handled in the middle of an earlier one. Signals arriving during a
+        handler are queued and handled after it (`_dispatch`); the progress bar is moved
+        by the handlers, last.
+        """
+        pbar = getattr(worker, "pbar", None)
+        if pbar is not None:
+            try:
+                worker.yielded.disconnect(pbar.increment_with_overflow)
+            except (TypeError, RuntimeError):  # not connected (no total)
+                pass
+        worker.yielded.connect(lambda item: self._dispatch(run, on_yielded, run, item))
+        worker.errored.connect(lambda exc: self._dispatch(run, self._on_errored, run, exc))
+        worker.aborted.connect(lambda: setattr(run, "cancelled", True))
+        worker.finished.connect(lambda: self._dispatch(run, self._on_finished, run))
+
+    @staticmethod
+    def _dispatch(run: _Run, handler: Any, *args: Any) -> None:
+        run.pending.append((handler, args))
+        if run.dispatching:
+            return  # re-entered: the outer call handles it next
+        run.dispatching = True
+        try:
+            while run.pending:
+                handler, args = run.pending.popleft()
+                handler(*args)
+        finally:
+            run.dispatching = False
+
+    def _move_progress_bar(self, run: _Run, step: int, total: int) -> None:
+        """Set napari's progress bar (it may process pending events: call it last)."""
+        pbar = getattr(self._worker, "pbar", None) if self._run is run else None
+        if pbar is None:
+            return
+        if pbar.total != total:
+            pbar.total = total
+        if step > pbar.n:
+            pbar.update(min(step, total) - pbar.n)
+
+    def _noise_arg(self) -> float | None:
+        return float(self._noise_weight.value) if self._noise_aware.value else None
+
+    def _start_restore(
+        self,
+        layer: napari.layers.Layer,
+        loc: PlaneLocation,
+        scope: str,
+        region: Any,
+        region_layer: str | None,
+    ) -> GeneratorWorker:
+        """Start a run through ``restore_iter``: colour, all planes, or a region."""
+        preset = str(self._preset.value)
+        iterations = int(self._iterations.value) or None
+        kernel_size = (int(self._kernel_h.value), int(self._kernel_w.value))
+        rgb = loc.rgb
+        if scope == SCOPE_PLANE:
+            plane = self._take_plane(layer)
+            source = plane.data
+            display = np.array(source, dtype=np.float32)
+            display_view = display
+            stack_shape: tuple[int, ...] = ()
+            mode, reference = "single", None
+            scale, translate = loc.scale, loc.translate
+            plane_shape = source.shape[:2]
+        else:
+            source = planes_last(layer.data, loc.axes, rgb)
+            display = np.array(layer.data, dtype=np.float32)
+            display_view = planes_last(display, loc.axes, rgb)
+            stack_shape = tuple(source.shape[:len(loc.stack_axes)])
+            mode = "shared" if scope == SCOPE_SHARED else "per_plane"
+            reference = (tuple(loc.position[a] for a in loc.stack_axes)
+                         if mode == "shared" else None)
+            scale = tuple(float(s) for s in layer.scale)
+            translate = tuple(float(t) for t in layer.translate)
+            plane_shape = tuple(source.shape[len(stack_shape):len(stack_shape) + 2])
+        placement = _kernel_placement(loc, plane_shape, kernel_size)
+        if mode == "per_plane":  # a kernel stack on the layer's axes
+            k_scale, k_translate = list(scale), list(translate)
+            for i, axis in enumerate(loc.axes):
+                k_scale[axis] = placement["scale"][i]
+                k_translate[axis] = placement["translate"][i]
+            placement = {"scale": tuple(k_scale), "translate": tuple(k_translate)}
+        lo, hi = (float(v) for v in layer.contrast_limits)
+        rlo, rhi = (float(v) for v in layer.contrast_limits_range)
+        state = _RestoreState(
+            scope=scope, mode=mode, rgb=rgb, axes=loc.axes, source=source, display=display,
+            display_view=display_view, stack_shape=stack_shape, reference=reference,
+            region_choice=self._region.value, region=region, region_layer=region_layer,
+            scale=tuple(scale), translate=tuple(translate),
+            kernel_style={"colormap": "magma", "blending": "additive", **placement},
+            kernels=(np.zeros((*stack_shape, *kernel_size), np.float32)
+                     if mode == "per_plane" else None),
+        )
+        self._run = _Run(
+            source=layer.name,
+            location=loc,
+            kernel_size=kernel_size,
+            preset=preset,
+            seed=int(self._seed.value),
+            device=str(self._device.value),
+            overrides=self.overrides(),
+            update_every=int(self._update_every.value),
+            contrast_limits=(lo, hi),
+            contrast_limits_range=(min(lo, rlo), max(hi, rhi)),
+            colormap=None if rgb else layer.colormap,
+            noise_aware=self._noise_arg(),
+            restore=state,
+        )
+        run = self._run
+        worker = create_worker(
+            _restore_progress,
+            source,
+            kernel_size,
+            mode="per_plane" if mode == "per_plane" else "shared",
+            channel_axis=-1 if rgb else None,
+            reference=reference,
+            region=region,
+            region_size=int(self._region_size.value),
+            noise_aware=run.noise_aware,
+            preset=preset,
+            iterations=iterations,
+            seed=run.seed,
+            device=run.device,
+            **run.overrides,
+            _progress={"desc": f"Deblurring {layer.name}"},
+            _worker_class=_DeblurWorker,
+            _ignore_errors=True,
+            _start_thread=False,
+        )
+        self._connect(worker, run, self._on_progress)
+        self._worker = worker
+        self._set_running(True)
+        what = loc.label if scope == SCOPE_PLANE else f"{math.prod(stack_shape)} planes"
+        self._status.value = f"starting ({what})…"
+        worker.start()
+        return worker
+
+    def _set_running(self, running: bool, suggesting: bool = False) -> None:
         keep = {id(self._run_button), id(self._status), id(self._plane)}
         for widget in self:
             if id(widget) not in keep:
                 widget.enabled = not running
-        self._run_button.enabled = True
-        self._run_button.text = "Cancel" if running else "Run"
+        self._run_button.enabled = not suggesting  # a suggestion cannot be cancelled
+        self._run_button.text = "Cancel" if running and not suggesting else "Run"
+        self._suggest_button.text = "Suggesting…" if suggesting else "Suggest size"
 
     def _on_destroyed(self, *_: Any) -> None:
         """The dock (or the whole viewer) was closed: stop the run, touch no widget."""
@@ -442,6 +916,49 @@ class DeblurWidget(Container):
             return
         if not run.cancelled:
             self._status.value = f"iteration {snap.step}/{snap.total}, loss {snap.loss:.4g}"
+        self._move_progress_bar(run, snap.step, snap.total)
+
+    def _on_progress(self, run: _Run, item: Any) -> None:
+        """A ``restore_iter`` progress (or the chosen region) reached the main thread."""
+        state = run.restore
+        if isinstance(item, _RegionChosen):
+            state.region = item.region
+            return
+        state.progress = item
+        if item.snapshot is not None:
+            run.last = item.snapshot
+        if item.stage == "done":
+            state.result = item.result
+        if run.error is not None or self._closed or self._run is not run \
+                or self._worker is None:
+            return
+        try:
+            if item.stage == "estimate":
+                snap = item.snapshot
+                if not run.outputs or snap.done or snap.step % run.update_every == 0:
+                    self._show_restore(run, partial=True)
+            elif item.stage == "apply" and item.planes_done > len(state.copied):
+                self._show_restore(run, partial=True)  # a plane was finished
+        except Exception as exc:  # a bug here must not leave a run going unseen
+            self._on_errored(run, exc)
+            if self._worker is not None:
+                self._worker.quit()
+            return
+        if not run.cancelled and item.stage != "done":
+            self._status.value = self._restore_status(state, item)
+        self._move_progress_bar(run, item.step, item.total)
+
+    @staticmethod
+    def _restore_status(state: _RestoreState, p: RestoreProgress) -> str:
+        n = p.n_planes
+        if p.stage == "estimate":
+            snap = p.snapshot
+            where = f" on plane {p.plane + 1}/{n}" if p.plane is not None and n > 1 else ""
+            return (f"estimating the kernel{where}: iteration {snap.step}/{snap.total}, "
+                    f"loss {snap.loss:.4g}")
+        what = f"plane {p.plane + 1}/{n}" if n > 1 else "the image"
+        colour = " (colour channels)" if state.rgb else ""
+        return f"restoring {what}{colour}: {p.planes_done}/{n} planes done"
 
     def _on_errored(self, run: _Run, exc: BaseException) -> None:
         if run.error is None and not self._closed:
@@ -462,6 +979,9 @@ class DeblurWidget(Container):
                 self._set_running(False)
 
     def _finish(self, run: _Run) -> None:
+        if run.restore is not None:
+            self._finish_restore(run)
+            return
         snap = run.last
         if run.error is not None:
             snap = getattr(run.error.__cause__, "snapshot", None) or snap
@@ -477,7 +997,118 @@ class DeblurWidget(Container):
             f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s"
         )
 
+    def _finish_restore(self, run: _Run) -> None:
+        state = run.restore
+        failed = f" (failed: {run.error})" if run.error is not None else ""
+        if state.progress is None:
+            self._status.value = f"failed: {run.error}" if failed else "cancelled"
+            return
+        partial = run.error is not None or state.result is None
+        self._show_restore(run, partial=partial, final=True)
+        cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
+        n, done = state.n_planes, len(state.copied)
+        what = f"{done}/{n} planes restored" if n > 1 else (
+            "restored" if done else "not restored")
+        self._status.value = (
+            f"{'partial' if partial else 'done'}{cancelled}{failed}: {what} in "
+            f"{state.progress.elapsed:.1f} s"
+        )
+
     # ------------------------------------------------------------------ outputs
+    def _show_restore(self, run: _Run, *, partial: bool, final: bool = False) -> None:
+        """Bring the display arrays up to date with the worker and show them.
+
+        Finished planes are copied from the worker's output (it never writes them again);
+        while a kernel is estimated, its live iterate is drawn over the region of its plane
+        (grey over the colour channels of an RGB image). At the end (``final``) planes not
+        finished show the input again.
+        """
+        state = run.restore
+        p = state.progress
+        if p is not None:
+            for flat in map(int, np.flatnonzero(np.ravel(p.restored))):
+                if flat in state.copied:
+                    continue
+                index = state.index(flat)
+                state.display_view[index] = p.image[index]
+                if state.kernels is not None and p.kernels is not None:
+                    state.kernels[index] = p.kernels[index]
+                state.copied.add(flat)
+            if p.kernel is not None and state.kernels is None:
+                state.kernel = p.kernel
+        if final:
+            for flat in range(state.n_planes):
+                if flat not in state.copied:
+                    index = state.index(flat)
+                    state.display_view[index] = state.source[index]
+                    if state.kernels is not None:
+                        state.kernels[index] = 0.0
+        elif p is not None and p.stage == "estimate" and p.snapshot is not None:
+            self._draw_estimate(state, p)
+        if state.kernels is None and state.kernel is None:
+            return  # nothing estimated yet
+        meta = self._restore_metadata(run, partial)
+        kernel = state.kernel_data()
+        kmax = float(np.max(kernel)) or 1.0
+        specs = {
+            "deblurred": (
+                state.display,
+                (run.contrast_limits_range, run.contrast_limits),
+                {"rgb": state.rgb, "scale": state.scale, "translate": state.translate,
+                 **({} if state.rgb else {"colormap": run.colormap})},
+            ),
+            "kernel": (
+                kernel,
+                ((0.0, kmax), (0.0, kmax)),
+                dict(state.kernel_style),
+            ),
+        }
+        suffix = PARTIAL_SUFFIX if final and partial else ""
+        for kind, (data, (limits_range, limits), style) in specs.items():
+            base = f"{run.source} {kind}"
+            layer = self._output_layer(run, kind, base, data.ndim - (1 if style.get("rgb")
+                                                                       else 0),
+                                       bool(style.get("rgb")), style)
+            if layer is None:
+                layer = self._viewer.add_image(
+                    data, name=base + suffix, metadata=meta, contrast_limits=limits, **style)
+                run.outputs[kind] = layer
+            elif layer.data is not data:
+                layer.data = data
+            else:
+                layer.refresh()  # edited in place
+            layer.contrast_limits_range = limits_range
+            layer.contrast_limits = limits
+            layer.metadata = dict(meta)
+            if layer.name != base + suffix:
+                layer.name = base + suffix
+
+    @staticmethod
+    def _draw_estimate(state: _RestoreState, p: RestoreProgress) -> None:
+        """The live iterate of a blind run, over its region of the plane it runs on."""
+        snap = p.snapshot
+        if state.mode == "per_plane":
+            index = p.plane_index
+        else:
+            index = state.reference or ()
+        flat = int(np.ravel_multi_index(index, state.stack_shape)) if index else 0
+        if state.kernels is not None:
+            state.kernels[index] = snap.kernel
+        else:
+            state.kernel = snap.kernel
+        if flat in state.copied:
+            return
+        target = state.display_view[index]
+        region = state.region if not isinstance(state.region, str) else None
+        if region is not None:
+            target = target[region.slices]
+        if target.shape[:2] != snap.image.shape:
+            return  # an automatic region chosen per plane: its place is not known yet
+        if state.rgb:
+            target[..., :3] = snap.image[..., None]
+        else:
+            target[...] = snap.image
+
     def _show(
         self,
         run: _Run,
@@ -514,7 +1145,7 @@ class DeblurWidget(Container):
         suffix = PARTIAL_SUFFIX if final and partial else ""
         for kind, (data, limits, style) in specs.items():
             base = f"{run.source} {kind}"
-            layer = self._output_layer(run, kind, base)
+            layer = self._output_layer(run, kind, base, style=style)
             if layer is None:
                 layer = self._viewer.add_image(
                     data,
@@ -535,22 +1166,37 @@ class DeblurWidget(Container):
                 layer.name = base + suffix
         run.shown_step = snap.step
 
-    def _output_layer(self, run: _Run, kind: str, base: str) -> napari.layers.Image | None:
-        """The layer receiving ``kind``: this run's, else an earlier run's (re-used)."""
+    def _output_layer(
+        self,
+        run: _Run,
+        kind: str,
+        base: str,
+        ndim: int = 2,
+        rgb: bool = False,
+        style: dict[str, Any] | None = None,
+    ) -> napari.layers.Image | None:
+        """The layer receiving ``kind``: this run's, else an earlier run's (re-used when it
+        has the same number of axes and colour; otherwise removed, to be added anew)."""
         from napari.layers import Image
 
         layer = run.outputs.get(kind)
         if layer is not None and layer in self._viewer.layers:
             return layer
+        style = style or {}
         for name in (base, base + PARTIAL_SUFFIX):
-            if name in self._viewer.layers:
-                candidate = self._viewer.layers[name]
-                if isinstance(candidate, Image) and candidate.ndim == 2:
-                    loc = run.location
-                    candidate.scale = loc.scale
-                    candidate.translate = loc.translate
-                    run.outputs[kind] = candidate
-                    return candidate
+            if name not in self._viewer.layers:
+                continue
+            candidate = self._viewer.layers[name]
+            if not isinstance(candidate, Image):
+                continue
+            if candidate.ndim == ndim and bool(candidate.rgb) == rgb:
+                loc = run.location
+                candidate.scale = style.get("scale", loc.scale)
+                candidate.translate = style.get("translate", loc.translate)
+                run.outputs[kind] = candidate
+                return candidate
+            if candidate.metadata.get("source") == run.source:  # an earlier output
+                self._viewer.layers.remove(candidate)
         return None
 
     @staticmethod
@@ -564,6 +1210,7 @@ class DeblurWidget(Container):
             "seed": run.seed,
             "device": settings.get("device", run.device),
             "overrides": dict(run.overrides),
+            "noise_aware": run.noise_aware,
             "iterations": int(snap.step),
             "iterations_total": int(snap.total),
             "wall_time": float(snap.elapsed),
@@ -574,8 +1221,55 @@ class DeblurWidget(Container):
             "error": None if run.error is None else str(run.error),
         }
 
-    def _report(self, exc: BaseException, source: str | None) -> None:
-        what = f"Deblurring {source!r}" if source else "Deblurring"
+    @staticmethod
+    def _restore_metadata(run: _Run, partial: bool) -> dict[str, Any]:
+        """The metadata of a run through ``restore_iter`` (both output layers)."""
+        state = run.restore
+        p, snap, result = state.progress, run.last, state.result
+        settings = dict(result.settings) if result is not None else \
+            dict(getattr(snap, "settings", None) or {})
+        if state.scope == SCOPE_PLANE:
+            where = run.location.as_metadata()
+        else:
+            where = {"plane": "all planes", "plane_index": {},
+                     "plane_axes": list(state.axes)}
+        region = state.region
+        rectangle = list(region.as_tuple()) if hasattr(region, "as_tuple") else None
+        regions = settings.get("regions")
+        if regions is None:
+            regions = [rectangle] if not isinstance(region, str) else None
+        return {
+            "source": run.source,
+            **where,
+            "scope": state.scope,
+            "mode": state.mode,
+            "rgb": state.rgb,
+            "preset": settings.get("preset", run.preset),
+            "kernel_size": list(run.kernel_size),
+            "seed": run.seed,
+            "device": settings.get("device", run.device),
+            "overrides": dict(run.overrides),
+            "noise_aware": run.noise_aware,
+            "region": {"choice": state.region_choice, "shapes_layer": state.region_layer,
+                       "rectangle": rectangle},
+            "regions": [list(r) if r is not None else None for r in regions]
+            if regions is not None else None,
+            "reference": list(state.reference) if state.reference is not None else None,
+            "n_planes": state.n_planes,
+            "planes_done": len(state.copied),
+            "planes_restored": sorted(state.copied),
+            "iterations": int(snap.step) if snap is not None else 0,
+            "iterations_total": int(snap.total) if snap is not None else 0,
+            "wall_time": float(p.elapsed) if p is not None else 0.0,
+            "loss": float(snap.loss) if snap is not None else float("nan"),
+            "loss_history": dict(getattr(snap, "history", None) or {}),
+            "settings": settings,
+            "partial": bool(partial),
+            "error": None if run.error is None else str(run.error),
+        }
+
+    def _report(self, exc: BaseException, source: str | None, what: str = "Deblurring") -> None:
+        what = f"{what} {source!r}" if source else what
         message = f"{what} failed: {exc}"
         self._status.value = message
         show_error(message)

@@ -2,16 +2,27 @@
 
     dip-deblur INPUT -k SIZE -o OUTPUT [--preset NAME] [--iterations N] [--seed S]
                [--device DEV] [--kernel-out FILE]
+               [--mode shared|per-plane] [--reference N] [--region auto|Y0,X0,H,W]
+               [--region-size N] [--noise-aware [WEIGHT]] [--colour auto|rgb|grey]
+    dip-deblur INPUT --suggest-size [MAX]          (print a kernel size and exit)
+    dip-deblur INPUT -k auto [--suggest-size MAX] -o OUTPUT
     dip-deblur demo [--out DIR]
+
+A 2-D grey image without ``--region`` is deblurred blindly as a whole (``deblur_iter``).
+Colour images, TIFF stacks and ``--region`` runs estimate the kernel on one 2-D image (the
+luminance, one plane, a crop) and restore every channel of every plane with it
+(:func:`napari_dip_deblur.restore.restore_iter`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,18 +33,68 @@ __all__ = ["main"]
 DEMO_SETTINGS = {"preset": "fast", "iterations": 600, "channels": 32, "levels": 4}
 DEMO_SIZE, DEMO_KERNEL = 128, 15
 
+#: Iterations of the short blind run behind ``--suggest-size`` and ``-k auto``.
+SUGGEST_ITERATIONS = 300
 
-def _kernel_size(text: str) -> int | tuple[int, int]:
+_TIFF = (".tif", ".tiff")
+
+
+def _kernel_size(text: str) -> int | tuple[int, int] | str:
+    if text.strip().lower() == "auto":
+        return "auto"
     parts = text.lower().replace("x", ",").split(",")
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"kernel size must be N or HxW, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"kernel size must be N, HxW or 'auto', got {text!r}") from None
     if len(values) == 1:
         return values[0]
     if len(values) == 2:
         return values[0], values[1]
-    raise argparse.ArgumentTypeError(f"kernel size must be N or HxW, got {text!r}")
+    raise argparse.ArgumentTypeError(f"kernel size must be N, HxW or 'auto', got {text!r}")
+
+
+def _suggest_max(text: str) -> int | tuple[int, int]:
+    size = _kernel_size(text)
+    sides = (size,) if isinstance(size, int) else size
+    if size == "auto" or any(side < 3 or side % 2 == 0 for side in sides):
+        raise argparse.ArgumentTypeError(f"MAX must be an odd N or HxW >= 3, got {text!r}")
+    return size
+
+
+def _region(text: str) -> str | Any:
+    if text.strip().lower() == "auto":
+        return "auto"
+    from .regions import region_from_text
+
+    try:
+        return region_from_text(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or 'auto'") from None
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
 
 
 def _run_with_progress(image: np.ndarray, kernel_size, quiet: bool, **kwargs):
@@ -52,7 +113,8 @@ def _run_with_progress(image: np.ndarray, kernel_size, quiet: bool, **kwargs):
     return final
 
 
-def _deblur_files(argv: Sequence[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
+    from .noise import DEFAULT_TV_WEIGHT
     from .presets import DEFAULT_PRESET, PRESETS
 
     parser = argparse.ArgumentParser(
@@ -60,11 +122,17 @@ def _deblur_files(argv: Sequence[str]) -> int:
         description="Blind deblurring with a deep image prior. Run 'dip-deblur demo' to try "
                     "it on a bundled sample.",
     )
-    parser.add_argument("input", type=Path, help="blurry image (PNG, JPEG or TIFF, 2-D)")
-    parser.add_argument("-k", "--kernel-size", type=_kernel_size, required=True,
-                        help="odd kernel size N or HxW, a bit larger than the blur streaks")
-    parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="restored image (.png, .jpg, or .tif to keep float values)")
+    parser.add_argument("input", type=Path,
+                        help="blurry image (PNG, JPEG or TIFF): 2-D grey, colour (RGB or "
+                             "RGBA: one kernel, estimated on the luminance, restores every "
+                             "channel; alpha is copied) or a TIFF stack (planes along the "
+                             "leading axes)")
+    parser.add_argument("-k", "--kernel-size", type=_kernel_size, default=None,
+                        help="odd kernel size N or HxW, a bit larger than the blur streaks; "
+                             "'auto': suggest one first from a short run (see --suggest-size)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="restored image (.png, .jpg, or .tif to keep float values; "
+                             "stacks: .tif)")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *sorted(PRESETS)],
                         help="'auto' (default): selfdeblur on CUDA, fast elsewhere")
     parser.add_argument("--iterations", type=int, default=None)
@@ -72,27 +140,282 @@ def _deblur_files(argv: Sequence[str]) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--kernel-out", type=Path, default=None,
                         help="also save the estimated kernel (.npy, .tif, or .png scaled "
-                             "to its maximum)")
+                             "to its maximum; per-plane kernels: .npy or .tif)")
+    real = parser.add_argument_group("colour images, stacks and large images")
+    real.add_argument("--colour", default="auto", choices=["auto", "rgb", "grey"],
+                      help="'auto' (default): a last axis of 3 or 4 (2 in PNG/JPEG: grey + "
+                           "alpha) is colour; 'grey': treat it as planes of a stack")
+    real.add_argument("--mode", default="shared", choices=["shared", "per-plane"],
+                      help="stacks: one kernel for all planes (default), or a kernel each")
+    real.add_argument("--reference", type=int, default=None, metavar="N",
+                      help="--mode shared: the plane (flat index) to estimate the kernel on "
+                           "(default: the best-textured plane)")
+    real.add_argument("--region", type=_region, default=None, metavar="auto|Y0,X0,H,W",
+                      help="estimate the kernel on a crop of the plane: 'auto' (the "
+                           "best-textured --region-size crop) or a rectangle (top row, left "
+                           "column, height, width); the whole image is then restored")
+    real.add_argument("--region-size", type=_int_at_least(16), default=256, metavar="N",
+                      help="side of the automatic region (default 256)")
+    real.add_argument("--noise-aware", type=_positive_float, nargs="?", default=None,
+                      const=DEFAULT_TV_WEIGHT, metavar="WEIGHT",
+                      help=f"keep a total-variation prior in the last interval of the "
+                           f"schedule, for noisy data (default weight {DEFAULT_TV_WEIGHT})")
+    size = parser.add_argument_group("kernel size suggestion")
+    size.add_argument("--suggest-size", type=_suggest_max, nargs="?", default=None,
+                      const=0, metavar="MAX",
+                      help="print a suggested kernel size from a short run with a generous "
+                           "kernel (MAX, default 41 or a third of the image) and exit; with "
+                           "-k auto, the MAX of the suggestion")
+    size.add_argument("--suggest-iterations", type=_int_at_least(1),
+                      default=SUGGEST_ITERATIONS, metavar="N",
+                      help=f"iterations of the suggestion's run (default {SUGGEST_ITERATIONS})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _deblur_files(argv: Sequence[str]) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    suggest_only = args.suggest_size is not None and args.kernel_size != "auto"
+    if suggest_only and args.kernel_size is not None:
+        parser.error("argument --suggest-size: use it alone (print a size and exit) or with "
+                     "-k auto, not with a kernel size")
+    if args.kernel_size is None and not suggest_only:
+        parser.error("the following arguments are required: -k/--kernel-size (or "
+                     "--suggest-size)")
+    if args.output is None and not suggest_only:
+        parser.error("the following arguments are required: -o/--output")
+    if args.reference is not None and args.mode != "shared":
+        parser.error("argument --reference: applies to --mode shared only")
 
     from ._io import read_image, write_image
 
     try:
         image = read_image(args.input)
-        final = _run_with_progress(image, args.kernel_size, args.quiet, preset=args.preset,
-                                   iterations=args.iterations, seed=args.seed,
-                                   device=args.device)
-        write_image(args.output, final.image, image)
-        if args.kernel_out is not None:
-            _write_kernel(args.kernel_out, final.kernel)
-    except (ValueError, FileNotFoundError) as error:
+        layout = _layout(image, args)
+        if suggest_only:
+            return _print_suggestion(image, layout, args)
+        _check_outputs(layout, args)
+        kernel_size = args.kernel_size
+        if kernel_size == "auto":
+            suggestion = _suggest(image, layout, args)
+            kernel_size = suggestion.size
+            if not args.quiet:
+                print(f"kernel size {kernel_size[0]}x{kernel_size[1]} (suggested)")
+        if layout["plain"]:
+            final = _run_plain(image, kernel_size, args)
+            write_image(args.output, final.image, image)
+            if args.kernel_out is not None:
+                _write_kernel(args.kernel_out, final.kernel)
+            summary = f"{final.step} iterations, {final.elapsed:.1f} s on " \
+                      f"{final.settings['device']}"
+        else:
+            result = _run_restore(image, kernel_size, layout, args)
+            if layout["stack_shape"] and not layout["colour"]:
+                _write_stack(args.output, result.image)
+            else:
+                write_image(args.output, result.image, image)
+            if args.kernel_out is not None:
+                kernel = result.kernel if result.kernel is not None else result.kernels
+                _write_kernel(args.kernel_out, kernel)
+            summary = _describe(result, layout)
+    except (ValueError, FileNotFoundError) as error:  # incl. InsufficientMemoryError
         print(f"dip-deblur: error: {error}", file=sys.stderr)
         return 2
     if not args.quiet:
-        print(f"wrote {args.output} ({final.step} iterations, {final.elapsed:.1f} s on "
-              f"{final.settings['device']})")
+        print(f"wrote {args.output} ({summary})")
     return 0
+
+
+def _layout(image: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    """How the file's array is read: colour or not, the stack's shape, the plane's shape."""
+    tiff = args.input.suffix.lower() in _TIFF
+    channels = (3, 4) if tiff else (2, 3, 4)
+    if args.colour == "rgb":
+        if image.ndim < 3 or image.shape[-1] not in (2, 3, 4):
+            raise ValueError(f"--colour rgb: the last axis must hold 3 or 4 channels (RGB, "
+                             f"RGBA), got shape {image.shape}")
+        colour = True
+    else:
+        colour = args.colour == "auto" and image.ndim >= 3 and image.shape[-1] in channels
+    spatial = 3 if colour else 2
+    if image.ndim < spatial:
+        raise ValueError(f"the image must have at least two axes, got shape {image.shape}")
+    stack_shape = tuple(image.shape[:image.ndim - spatial])
+    plane_shape = tuple(image.shape[len(stack_shape):len(stack_shape) + 2])
+    plain = not colour and not stack_shape and args.region is None
+    return {"colour": colour, "stack_shape": stack_shape, "plane_shape": plane_shape,
+            "plain": plain}
+
+
+def _check_outputs(layout: dict[str, Any], args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that cannot hold the result."""
+    stack = layout["stack_shape"]
+    if stack and args.output.suffix.lower() not in _TIFF:
+        raise ValueError(f"-o/--output: a stack of {math.prod(stack)} planes needs a .tif or "
+                         f".tiff output, got {args.output.name!r}")
+    if args.kernel_out is not None:
+        per_plane = stack and args.mode == "per-plane"
+        allowed = (".npy", *_TIFF) if per_plane else (".npy", ".png", *_TIFF)
+        if args.kernel_out.suffix.lower() not in allowed:
+            what = "per-plane kernels need" if per_plane else "must end in"
+            raise ValueError(f"--kernel-out: {what} {', '.join(allowed)}, got "
+                             f"{args.kernel_out.name!r}")
+    if args.reference is not None:
+        n = math.prod(stack)
+        if not stack:
+            raise ValueError("--reference: this image has a single plane (it applies to "
+                             "stacks)")
+        if not -n <= args.reference < n:
+            raise ValueError(f"--reference: plane {args.reference} is out of range for {n} "
+                             f"planes")
+    if args.region is not None and args.region != "auto":
+        from .regions import as_region
+
+        try:
+            as_region(args.region, layout["plane_shape"])
+        except ValueError as error:
+            raise ValueError(f"--region: {error}") from None
+
+
+def _estimation_plane(image: np.ndarray, layout: dict[str, Any],
+                      args: argparse.Namespace) -> np.ndarray:
+    """The 2-D grey image a size is suggested on: the reference (or best-textured) plane,
+    or its luminance."""
+    from .colour import luminance
+    from .regions import gradient_energy
+
+    stack = layout["stack_shape"]
+    planes = image.reshape(-1, *image.shape[len(stack):]) if stack else image[None]
+
+    def grey(plane: np.ndarray) -> np.ndarray:
+        return luminance(plane, channel_axis=-1) if layout["colour"] else plane
+
+    if args.reference is not None:
+        n = len(planes)
+        if not -n <= args.reference < n:
+            raise ValueError(f"--reference: plane {args.reference} is out of range for "
+                             f"{n} planes")
+        return grey(planes[args.reference])
+    if len(planes) == 1:
+        return grey(planes[0])
+    scores = [float(gradient_energy(grey(p)).mean()) for p in planes]
+    return grey(planes[int(np.argmax(scores))])
+
+
+def _suggest(image: np.ndarray, layout: dict[str, Any], args: argparse.Namespace):
+    from .kernel_size import suggest_kernel_size
+
+    plane = _estimation_plane(image, layout, args)
+    if args.region is not None and args.region != "auto":
+        from .regions import as_region
+
+        try:
+            as_region(args.region, plane.shape)
+        except ValueError as error:
+            raise ValueError(f"--region: {error}") from None
+    max_size = args.suggest_size or None  # 0: the option without a value
+    if not args.quiet:
+        print(f"suggesting a kernel size ({args.suggest_iterations} iterations)...",
+              file=sys.stderr)
+    try:
+        suggestion = suggest_kernel_size(
+            plane, max_size, region=args.region if args.region is not None else "auto",
+            region_size=args.region_size, preset=args.preset,
+            iterations=args.suggest_iterations, seed=args.seed, device=args.device)
+    except ValueError as error:
+        where = "--suggest-size: " if max_size is not None else ""
+        raise ValueError(f"{where}{error}") from None
+    if not suggestion.reliable:
+        kh, kw = suggestion.max_size
+        print(f"dip-deblur: warning: the blur reaches the edge of the {kh}x{kw} estimate; "
+              f"it may be larger: try a larger --suggest-size MAX", file=sys.stderr)
+    return suggestion
+
+
+def _print_suggestion(image: np.ndarray, layout: dict[str, Any],
+                      args: argparse.Namespace) -> int:
+    suggestion = _suggest(image, layout, args)
+    (h, w), (sh, sw), (mh, mw) = suggestion.size, suggestion.support.shape, suggestion.max_size
+    where = f" on the region {suggestion.region}" if suggestion.region is not None else ""
+    option = f"{h}" if h == w else f"{h}x{w}"
+    print(f"suggested kernel size: {h}x{w} (blur support {sh}x{sw} in a {mh}x{mw} "
+          f"estimate{where}); use -k {option}")
+    return 0
+
+
+def _run_plain(image: np.ndarray, kernel_size: Any, args: argparse.Namespace):
+    """A 2-D grey image, deblurred blindly as a whole (the original path)."""
+    overrides: dict[str, Any] = {}
+    preset: Any = args.preset
+    if args.noise_aware is not None:
+        from .api import resolve_device
+        from .noise import noise_aware_overrides
+        from .presets import recommended_preset
+
+        if preset == "auto":
+            preset = recommended_preset(resolve_device(args.device).type)
+        overrides = noise_aware_overrides(preset, args.noise_aware)
+    return _run_with_progress(image, kernel_size, args.quiet, preset=preset,
+                              iterations=args.iterations, seed=args.seed,
+                              device=args.device, **overrides)
+
+
+def _run_restore(image: np.ndarray, kernel_size: Any, layout: dict[str, Any],
+                 args: argparse.Namespace):
+    """Colour, stacks and regions: estimate one kernel (or one per plane), apply it to all."""
+    from tqdm import tqdm
+
+    from .restore import restore_iter
+
+    progresses = restore_iter(
+        image, kernel_size, mode=args.mode.replace("-", "_"),
+        channel_axis=-1 if layout["colour"] else None, reference=args.reference,
+        region=args.region, region_size=args.region_size, noise_aware=args.noise_aware,
+        preset=args.preset, iterations=args.iterations, seed=args.seed, device=args.device)
+    n_planes = math.prod(layout["stack_shape"])
+    final = None
+    with tqdm(total=None, unit="step", disable=args.quiet, dynamic_ncols=True) as bar:
+        for final in progresses:
+            bar.total = final.total
+            bar.update(final.step - bar.n)
+            if final.stage == "estimate":
+                where = "" if final.plane is None else f" plane {final.plane + 1}/{n_planes}"
+                bar.set_postfix_str(f"estimating{where}, loss {final.snapshot.loss:.4f}")
+            elif final.stage == "apply":
+                bar.set_postfix_str(f"restoring plane {final.plane + 1}/{final.n_planes}")
+    return final.result
+
+
+def _describe(result: Any, layout: dict[str, Any]) -> str:
+    parts = []
+    if layout["colour"]:
+        parts.append("colour")
+    stack = layout["stack_shape"]
+    if stack:
+        n = math.prod(stack)
+        if result.mode == "shared":
+            reference = int(np.ravel_multi_index(result.reference, stack))
+            parts.append(f"{n} planes, one kernel estimated on plane {reference}")
+        else:
+            parts.append(f"{n} planes, a kernel each")
+    regions = [r for r in result.regions if r is not None]
+    if len(regions) == 1:
+        parts.append(f"kernel estimated on {regions[0]}")
+    elif regions:
+        parts.append(f"kernels estimated on regions of {regions[0].height}x"
+                     f"{regions[0].width}")
+    device = result.settings.get("device", "?")
+    parts.append(f"{result.wall_time:.1f} s on {device}")
+    return ", ".join(parts)
+
+
+def _write_stack(path: Path, stack: np.ndarray) -> None:
+    """A grey stack as float32 TIFF pages (never read back as RGB)."""
+    import tifffile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, np.asarray(stack, dtype=np.float32), photometric="minisblack")
 
 
 def _write_kernel(path: Path, kernel: np.ndarray) -> None:
@@ -101,9 +424,7 @@ def _write_kernel(path: Path, kernel: np.ndarray) -> None:
     if suffix == ".npy":
         np.save(path, kernel)
     elif suffix in (".tif", ".tiff"):
-        import tifffile
-
-        tifffile.imwrite(path, kernel.astype(np.float32))
+        _write_stack(path, kernel)
     elif suffix == ".png":
         import imageio.v3 as iio
 
