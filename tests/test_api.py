@@ -207,3 +207,15 @@ def test_final_deconvolution_replaces_only_the_last_image(small_blurry):
     plain = deblur(small_blurry, 5, iterations=4, **TINY)
     np.testing.assert_array_equal(plain.image, plain.generator_image)
     np.testing.assert_array_equal(plain.kernel, last.kernel)
+
+
+def test_an_image_too_small_for_the_generator_depth_is_refused_up_front():
+    # 5 levels halve a side 5 times; BatchNorm needs more than a 1 x 1 map at the bottom.
+    image = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    with pytest.raises(ValueError, match="too small for a 5-level generator"):
+        deblur(image, 5, iterations=1, levels=5, channels=8, skip_channels=4,
+               non_local_levels=())
+    # one level fewer fits the same image, and runs
+    result = deblur(image, 5, iterations=1, levels=4, channels=8, skip_channels=4,
+                    non_local_levels=(), final_deconvolution="none")
+    assert result.image.shape == image.shape

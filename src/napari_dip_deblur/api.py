@@ -261,7 +261,9 @@ def deblur_iter(
             or yield_every < 1:
         raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
     generator_input = (array.shape[0] + kernel_shape[0] - 1, array.shape[1] + kernel_shape[1] - 1)
-    min_input = 2 ** (settings.levels - 1) + 1
+    # BatchNorm needs more than one value per channel at the deepest level, which is
+    # ceil(side / 2**levels) on a side: a side of 2**levels or less ends at 1 x 1 there.
+    min_input = 2 ** settings.levels + 1
     if min(generator_input) < min_input:
         raise ValueError(f"image too small for a {settings.levels}-level generator (needs a side "
                          f">= {min_input - kernel_shape[0] + 1}); pass levels=<fewer> or a "

@@ -243,7 +243,8 @@ def check_memory(estimate: MemoryEstimate) -> None:
     blind_heavy = estimate.blind >= estimate.nonblind
     if blind_heavy:
         advice.append("estimate the kernel on a smaller region (e.g. region_size=128, "
-                      "--auto-region 128, or a smaller rectangle in the Shapes layer)")
+                      "--region auto --region-size 128, or a smaller rectangle in the "
+                      "Shapes layer)")
         advice.append("use a narrower generator (channels=32) or a preset without non-local "
                       "blocks ('fast')")
         if estimate.device in ("cpu", "mps"):
@@ -256,7 +257,9 @@ def check_memory(estimate: MemoryEstimate) -> None:
              and estimate.blind > estimate.available_device else "RAM")
     available = (estimate.available_device if where == "GPU memory"
                  else estimate.available_host) or 0
+    needed = estimate.blind if where == "GPU memory" else estimate.host
     raise InsufficientMemoryError(
-        f"not enough {where}: this run needs {estimate.describe()}, but only "
-        f"{available / GB:.1f} GB is available. To fit: " + "; ".join(advice) + "."
+        f"not enough {where}: this run needs about {needed / GB:.1f} GB but only "
+        f"{available / GB:.1f} GB is available ({estimate.describe()}). To fit: "
+        + "; ".join(advice) + "."
     )

@@ -158,8 +158,9 @@ class ImageGenerator(nn.Module):
         return torch.sigmoid(self.head(self.body(z)))
 
     def min_input_size(self) -> int:
-        """Smallest input side that survives ``levels`` stride-2 convs with reflection padding."""
-        return 2 ** (self.levels - 1) + 1
+        """Smallest input side that survives ``levels`` stride-2 convs in training mode
+        (BatchNorm needs more than a 1 x 1 map at the deepest level)."""
+        return 2 ** self.levels + 1
 
 
 def _per_level(value: int | Sequence[int], levels: int, name: str) -> list[int]:
