@@ -169,11 +169,11 @@ PRESETS: dict[str, Settings] = {
     "fast": Settings(
         name="fast",
         description="A CPU-friendly run (about 2 minutes at 255 x 255 on 2 cores): "
-                    "64-channel generator without non-local blocks, 600 iterations, MAE then "
+                    "64-channel generator without non-local blocks, 300 iterations, MAE then "
                     "MAE + (1 - SSIM), then a non-blind deconvolution with the kernel found.",
         source="this project (docs/presets.md, docs/benchmarks/speed.md)",
         phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"mae": 1.0, "ssim": 1.0})),
-        iterations=600,
+        iterations=300,
         channels=64,
         non_local_levels=(),
         kernel_lr=3e-4,
