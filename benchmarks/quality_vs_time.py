@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, kind, per_budget, final, total in rows:
         cells = " | ".join("–" if np.isnan(v) else f"{v:.2f}" for v in per_budget)
         lines.append(f"| {label} | {kind} | {cells} | {final:.2f} | {total:.0f} |")
-    lines += ["", *sources, "", f"![quality against time]({png.name})", ""]
+    lines += ["", "\n\n".join(sources), "", f"![quality against time]({png.name})", ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} and {png}")
 
