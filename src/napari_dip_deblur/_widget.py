@@ -133,7 +133,7 @@ def _deblur_snapshots(
 
     try:
         if noise_aware is not None:
-            from napari_dip_deblur.noise import noise_aware_phases
+            from napari_dip_deblur.noise import noise_aware_overrides
             from napari_dip_deblur.presets import resolve_settings
 
             iterations = kwargs.pop("iterations", None)
@@ -141,7 +141,7 @@ def _deblur_snapshots(
                                       **{k: kwargs.pop(k) for k in list(kwargs)
                                          if k not in ("seed", "device")})
             kwargs["preset"] = resolve_settings(
-                preset, phases=noise_aware_phases(preset, noise_aware))
+                preset, **noise_aware_overrides(preset, noise_aware))
         snapshots = deblur_iter(image, kernel_size, yield_every=1, **kwargs)
         try:
             yield from snapshots

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validation import real_array
 from .engine.solver import DivergedError, EngineConfig, optimise
 from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
 
@@ -183,21 +184,14 @@ def normalise_kernel_size(kernel_size: Any, image_shape: tuple[int, int]) -> tup
 
 
 def _check_image(image: Any) -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"image must hold real numbers (integer or float), got dtype "
-                         f"{array.dtype}")
-    if array.size == 0:
-        raise ValueError(f"image is empty (shape {array.shape})")
+    array = real_array(image, finite=False)
     if array.ndim != 2:
         raise ValueError(f"image must be 2-D (M, N), got shape {array.shape}; for colour or "
                          f"stacks pass one 2-D plane")
     if min(array.shape) < MIN_SIDE:
         raise ValueError(f"image must be at least {MIN_SIDE}x{MIN_SIDE}, got "
                          f"{array.shape[0]}x{array.shape[1]}")
-    if not np.isfinite(array).all():
-        raise ValueError("image contains NaN or infinite values; fill or mask them first")
+    real_array(array)  # finite: checked after the cheap shape checks
     if array.min() == array.max():
         raise ValueError(f"image is constant (every pixel = {array.flat[0]}): "
                          f"there is nothing to deblur")

@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validation import real_array
+
 __all__ = ["DEFAULT_ITERATIONS", "DEFAULT_WEIGHTS", "EDGES", "METHODS", "deconvolve"]
 
 METHODS = ("hyper_laplacian", "wiener")
@@ -216,19 +218,11 @@ def deconvolve(
 
 
 def _check_image(image: Any) -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"image must hold real numbers (integer or float), got dtype "
-                         f"{array.dtype}")
+    array = real_array(image, finite=False)
     if array.ndim != 2:
         raise ValueError(f"image must be 2-D (M, N), got shape {array.shape}; for a stack or "
                          f"colour image deconvolve each plane (same kernel, same data_range)")
-    if array.size == 0:
-        raise ValueError(f"image is empty (shape {array.shape})")
-    if not np.isfinite(array).all():
-        raise ValueError("image contains NaN or infinite values; fill or mask them first")
-    return array
+    return real_array(array)
 
 
 def _check_kernel(kernel: Any, image_shape: tuple[int, ...]) -> np.ndarray:

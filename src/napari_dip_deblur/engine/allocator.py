@@ -2,9 +2,10 @@
 
 Every iteration allocates and frees the same large activation buffers. glibc serves blocks
 above its mmap threshold with fresh ``mmap`` calls and returns them with ``munmap``, so each
-iteration pays page faults on hundreds of MB: measured here, a full-size SelfDeblur iteration
-went from 0.95 s to 0.56 s on a 2-core CPU when freed memory stays in the heap
-(``benchmarks/speed.py``). ``keep_freed_memory`` sets that up for the duration of a run and
+iteration can pay page faults on hundreds of MB. In one session a full-size SelfDeblur
+iteration went from 0.95 s to 0.56 s on a 2-core CPU when freed memory stayed in the heap;
+in a later one (2026-11-25, same kind of machine) the gain was under 10 % (``docs/presets.md``).
+It costs nothing, so it stays. ``keep_freed_memory`` sets that up for the duration of a run and
 restores glibc's defaults afterwards, handing the memory back with ``malloc_trim``.
 """
 
