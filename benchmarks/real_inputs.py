@@ -287,8 +287,10 @@ def write_report() -> None:
             f"`{r['command']}`, {r['date'][:10]}, {r['platform']}, {r['cpu_count']} CPUs "
             f"({r['torch_threads']} torch threads), torch {r['torch']}, commit "
             f"{r['git_commit']}{' (dirty)' if r['git_dirty'] else ''}.", "",
-            "Tiled scikit-image photos upsampled to the size, blurred by a "
-            f"{r['true_kernel']} x {r['true_kernel']} motion kernel plus Gaussian noise "
+            "scikit-image's bundled photos and textures (camera, astronaut, coffee, chelsea, "
+            "rocket, brick, grass, gravel) as 512 x 512 tiles at native scale, randomly "
+            f"flipped, blurred by a {r['true_kernel']} x {r['true_kernel']} motion kernel "
+            f"(streak length {0.9 * r['true_kernel']:g} px) plus Gaussian noise "
             f"(std 0.002); `deblur_large(image, {r['kernel_size']}, region='auto', "
             f"preset='fast')`: the kernel estimated on the auto-chosen crop "
             f"({r['region']}), the whole image restored by hyper-Laplacian deconvolution.", "",
