@@ -136,6 +136,8 @@ def write_report() -> None:
 
 
 def _markdown(record: dict) -> str:
+    from napari_dip_deblur import PRESETS
+
     rows = record["rows"]
     device = next((r["device_name"] for r in rows if "device_name" in r), "?")
     lines = [
@@ -149,7 +151,7 @@ def _markdown(record: dict) -> str:
         "convolutions and matrix products (forward + backward) only.",
         "",
         "| size | kernel | preset | s / iteration | ratio to selfdeblur | GFLOP / iteration "
-        "| peak memory (GB) | blur | precision | preset iterations | est. s / run |",
+        "| peak memory (GB) | blur | precision | preset iterations (now) | est. s / run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -159,15 +161,18 @@ def _markdown(record: dict) -> str:
             continue
         ref = next((r for r in rows if r["preset"] == "selfdeblur" and r["size"] == row["size"]
                     and r["kernel"] == row["kernel"] and "s_per_iteration" in r), None)
-        ratio = f"{ref['s_per_iteration'] / row['s_per_iteration']:.1f}x faster" if ref else "–"
-        if ref is row:
-            ratio = "1"
+        speedup = ref["s_per_iteration"] / row["s_per_iteration"] if ref else None
+        ratio = "–" if speedup is None else "1" if ref is row else \
+            "about the same" if 0.9 < speedup < 1.1 else f"{speedup:.1f}x faster"
+        # The iterations of the preset as it is now (the time per iteration does not
+        # depend on them), so the estimate follows preset changes.
+        iterations = PRESETS[row["preset"]].iterations if row["preset"] in PRESETS \
+            else row["iterations_preset"]
         lines.append(
             f"| {row['size']} | {row['kernel']} | {row['preset']} | "
             f"{row['s_per_iteration']:.3f} | {ratio} | {row['gflop_per_iteration']:.1f} | "
             f"{row['peak_memory_gb']:.2f} | {row['blur']} | {row['precision']} | "
-            f"{row['iterations_preset']} | "
-            f"{row['s_per_iteration'] * row['iterations_preset']:.0f} |")
+            f"{iterations} | {row['s_per_iteration'] * iterations:.0f} |")
     return "\n".join(lines) + "\n"
 
 
