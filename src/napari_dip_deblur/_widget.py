@@ -153,54 +153,23 @@ def _deblur_snapshots(
         raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class _RegionChosen:
-    """The first item a restore worker yields: the region its (first) blind run uses."""
-
-    region: Any  # Region or None (the whole plane); "auto" when chosen per plane
-
-
 def _restore_progress(
     image: Any,
     kernel_size: tuple[int, int],
     **kwargs: Any,
-) -> Iterator[_RegionChosen | RestoreProgress]:
-    """The worker's generator for colour, stacks and regions: ``restore_iter``'s progress.
-
-    An automatic region of a single blind run (one plane, or the shared kernel's plane) is
-    chosen here first (:func:`napari_dip_deblur.regions.auto_region`, as ``restore_iter``
-    would), so that the widget knows where the live iterate belongs; it is yielded first.
-    """
+) -> Iterator[RestoreProgress]:
+    """The worker's generator for colour, stacks and regions: ``restore_iter``'s progress
+    (each "estimate" progress names the region its blind run fits)."""
     from napari_dip_deblur.restore import restore_iter
 
     try:
-        region = kwargs.get("region")
-        single = kwargs.get("mode") != "per_plane"
-        if region == "auto" and single:
-            region = kwargs["region"] = _auto_region(image, kwargs)
         progresses = restore_iter(image, kernel_size, yield_every=1, **kwargs)
-        yield _RegionChosen(region)
         try:
             yield from progresses
         finally:
             progresses.close()
     except RuntimeError as exc:
         raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _auto_region(image: Any, kwargs: dict[str, Any]) -> Any:
-    """The region ``restore_iter(region="auto")`` would choose on the estimation plane."""
-    from napari_dip_deblur.colour import luminance
-    from napari_dip_deblur.regions import auto_region
-
-    array = np.asarray(image)
-    colour = kwargs.get("channel_axis") is not None
-    plane = array[tuple(kwargs.get("reference") or ())]
-    grey = luminance(plane, channel_axis=-1) if colour else plane
-    size = int(kwargs.get("region_size", 256))
-    if grey.ndim != 2 or (grey.shape[0] <= size and grey.shape[1] <= size):
-        return None
-    return auto_region(grey, size)
 
 
 def _suggest_size(
@@ -707,22 +676,9 @@ class DeblurWidget(Container):
         preset = str(self._preset.value)
         iterations = int(self._iterations.value) or None
         total = iterations or int(self._presets[preset].iterations)
-        lo, hi = (float(v) for v in layer.contrast_limits)
-        rlo, rhi = (float(v) for v in layer.contrast_limits_range)
-        self._run = _Run(
-            source=layer.name,
-            location=plane.location,
-            kernel_size=(int(self._kernel_h.value), int(self._kernel_w.value)),
-            preset=preset,
-            seed=int(self._seed.value),
-            device=str(self._device.value),
-            overrides=self.overrides(),
-            update_every=int(self._update_every.value),
-            contrast_limits=(lo, hi),
-            contrast_limits_range=(min(lo, rlo), max(hi, rhi)),
-            colormap=layer.colormap,
-            noise_aware=self._noise_arg(),
-        )
+        self._run = self._new_run(layer, plane.location,
+                                  (int(self._kernel_h.value), int(self._kernel_w.value)),
+                                  preset, colormap=layer.colormap)
         worker = create_worker(
             _deblur_snapshots,
             plane.data,
@@ -745,6 +701,28 @@ class DeblurWidget(Container):
         self._status.value = f"starting ({plane.location.label})…"
         worker.start()
         return worker
+
+    def _new_run(self, layer: napari.layers.Layer, location: PlaneLocation,
+                 kernel_size: tuple[int, int], preset: str, *, colormap: Any,
+                 restore: _RestoreState | None = None) -> _Run:
+        """A run's record: the widget's settings now, and the input's display range."""
+        lo, hi = (float(v) for v in layer.contrast_limits)
+        rlo, rhi = (float(v) for v in layer.contrast_limits_range)
+        return _Run(
+            source=layer.name,
+            location=location,
+            kernel_size=kernel_size,
+            preset=preset,
+            seed=int(self._seed.value),
+            device=str(self._device.value),
+            overrides=self.overrides(),
+            update_every=int(self._update_every.value),
+            contrast_limits=(lo, hi),
+            contrast_limits_range=(min(lo, rlo), max(hi, rhi)),
+            colormap=colormap,
+            noise_aware=self._noise_arg(),
+            restore=restore,
+        )
 
     def _connect(self, worker: GeneratorWorker, run: _Run, on_yielded: Any) -> None:
         """Connect a run's worker so that its signals are handled one at a time, in order.
@@ -832,8 +810,6 @@ class DeblurWidget(Container):
                 k_scale[axis] = placement["scale"][i]
                 k_translate[axis] = placement["translate"][i]
             placement = {"scale": tuple(k_scale), "translate": tuple(k_translate)}
-        lo, hi = (float(v) for v in layer.contrast_limits)
-        rlo, rhi = (float(v) for v in layer.contrast_limits_range)
         state = _RestoreState(
             scope=scope, mode=mode, rgb=rgb, axes=loc.axes, source=source, display=display,
             display_view=display_view, stack_shape=stack_shape, reference=reference,
@@ -843,21 +819,8 @@ class DeblurWidget(Container):
             kernels=(np.zeros((*stack_shape, *kernel_size), np.float32)
                      if mode == "per_plane" else None),
         )
-        self._run = _Run(
-            source=layer.name,
-            location=loc,
-            kernel_size=kernel_size,
-            preset=preset,
-            seed=int(self._seed.value),
-            device=str(self._device.value),
-            overrides=self.overrides(),
-            update_every=int(self._update_every.value),
-            contrast_limits=(lo, hi),
-            contrast_limits_range=(min(lo, rlo), max(hi, rhi)),
-            colormap=None if rgb else layer.colormap,
-            noise_aware=self._noise_arg(),
-            restore=state,
-        )
+        self._run = self._new_run(layer, loc, kernel_size, preset,
+                                  colormap=None if rgb else layer.colormap, restore=state)
         run = self._run
         worker = create_worker(
             _restore_progress,
@@ -919,11 +882,10 @@ class DeblurWidget(Container):
         self._move_progress_bar(run, snap.step, snap.total)
 
     def _on_progress(self, run: _Run, item: Any) -> None:
-        """A ``restore_iter`` progress (or the chosen region) reached the main thread."""
+        """A ``restore_iter`` progress reached the main thread."""
         state = run.restore
-        if isinstance(item, _RegionChosen):
-            state.region = item.region
-            return
+        if item.stage == "estimate" and state.mode != "per_plane":
+            state.region = item.region  # the one blind run's region, "auto" resolved
         state.progress = item
         if item.snapshot is not None:
             run.last = item.snapshot
@@ -1099,11 +1061,8 @@ class DeblurWidget(Container):
         if flat in state.copied:
             return
         target = state.display_view[index]
-        region = state.region if not isinstance(state.region, str) else None
-        if region is not None:
-            target = target[region.slices]
-        if target.shape[:2] != snap.image.shape:
-            return  # an automatic region chosen per plane: its place is not known yet
+        if p.region is not None:
+            target = target[p.region.slices]
         if state.rgb:
             target[..., :3] = snap.image[..., None]
         else:

@@ -289,7 +289,7 @@ def suggest_kernel_size(
 
     Notes
     -----
-    How well this works on the Levin set is measured in ``docs/real-inputs.md``.
+    How well this works on the Levin set is measured in ``docs/benchmarks/real-inputs.md``.
     """
     from .api import deblur
     from .regions import as_region, auto_region

@@ -3,10 +3,12 @@
 Two parts run one after the other: the blind estimation (the generator's activations, kept
 for back-propagation, grow with the pixels of the region it fits and with the network's
 width) and the non-blind restoration of each full plane (a handful of FFT-sized arrays). The
-figures below were measured on this project's CPU build (peak resident memory above the
-process's baseline, ``docs/real-inputs.md``) and are rounded up; treat them as estimates to
-within about 30 %. numpy and the standard library only: torch is asked for GPU memory only
-when a run targets a GPU and torch is already imported.
+per-pixel figures below were fitted to peak resident memory above the process's baseline
+on this project's CPU build, in an earlier session, and rounded up; treat them as estimates
+to within about 30 %. A check: for a 4096 x 4096 run the estimate was 2.1 GB and the
+measured peak 1.9 GB (``docs/benchmarks/real-inputs.md``). numpy and the standard library
+only: torch is asked for GPU memory only when a run targets a GPU and torch is already
+imported.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_TV_WEIGHT", "NOISE_AWARE_NONBLIND_WEIGHT", "noise_aware_over
 
 DEFAULT_TV_WEIGHT = 0.01
 """The TV weight of :func:`noise_aware_phases` (as in the ``staged`` preset's middle interval;
-``docs/real-inputs.md`` shows its effect on a Poisson-noisy fluorescence image)."""
+``docs/benchmarks/real-inputs.md`` shows its effect on a Poisson-noisy fluorescence image)."""
 
 
 def noise_aware_phases(preset: Any = "fast", tv_weight: float = DEFAULT_TV_WEIGHT
@@ -47,15 +47,12 @@ def noise_aware_phases(preset: Any = "fast", tv_weight: float = DEFAULT_TV_WEIGH
     >>> noise_aware_phases("fast", 0.02)[-1]
     Phase(start=0.2, terms={'mae': 1.0, 'ssim': 1.0, 'tv': 0.02})
     """
-    from .presets import PRESETS, Settings
+    from .presets import preset_settings
 
-    if isinstance(preset, Settings):
-        settings = preset
-    elif isinstance(preset, str) and preset in PRESETS:
-        settings = PRESETS[preset]
-    else:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Settings (name the "
-                         f"preset rather than 'auto'), got {preset!r}")
+    try:
+        settings = preset_settings(preset)
+    except ValueError as error:
+        raise ValueError(f"{error} (name the preset rather than 'auto')") from None
     if isinstance(tv_weight, bool) or not isinstance(tv_weight, numbers.Real) \
             or not math.isfinite(tv_weight) or tv_weight <= 0:
         raise ValueError(f"tv_weight must be a finite number > 0, got {tv_weight!r}")

@@ -195,6 +195,23 @@ def recommended_preset(device_type: str) -> str:
     return "selfdeblur" if device_type == "cuda" else "fast"
 
 
+def preset_settings(preset: str | Settings, *, accepted: str = "") -> Settings:
+    """The Settings a preset name (or a Settings) stands for.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists ``accepted`` (extra choices the caller takes,
+        e.g. "'auto', ") and the preset names.
+    """
+    if isinstance(preset, Settings):
+        return preset
+    if isinstance(preset, str) and preset in PRESETS:
+        return PRESETS[preset]
+    raise ValueError(f"preset must be {accepted}one of {sorted(PRESETS)} or a Settings, "
+                     f"got {preset!r}")
+
+
 def resolve_settings(preset: str | Settings, iterations: int | None = None,
                      **overrides: Any) -> Settings:
     """The preset with ``iterations`` and ``overrides`` applied, every value checked.
@@ -204,13 +221,7 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
     ValueError
         Unknown preset or override key, or a value out of range.
     """
-    if isinstance(preset, Settings):
-        settings = preset
-    elif isinstance(preset, str) and preset in PRESETS:
-        settings = PRESETS[preset]
-    else:
-        raise ValueError(f"preset must be 'auto', one of {sorted(PRESETS)} or a Settings, "
-                         f"got {preset!r}")
+    settings = preset_settings(preset, accepted="'auto', ")
 
     unknown = set(overrides) - set(Settings.field_names())
     if unknown:

@@ -134,7 +134,8 @@ def auto_region(image: Any, size: int | tuple[int, int] = 256, *,
     Gaussian of ``smoothing`` pixels: strong, extended edges carry the blur's signature and
     survive the smoothing, while flat areas carry none and fine stochastic texture (grass,
     gravel, noise), which has high raw gradient energy but is a poor guide for a blind
-    estimate, is damped (``docs/real-inputs.md``). Gradients next to saturated pixels are
+    estimate, is damped, though not always enough: on a test mosaic it still picked a
+    gravel texture once (``docs/real-inputs.md``). Gradients next to saturated pixels are
     ignored, as far as the smoothing spreads them (clipped highlights break the linear blur
     model). Candidates are every crop on a
     grid of ``size / 8`` steps, scored with a summed-area table: a 4096 x 4096 image takes

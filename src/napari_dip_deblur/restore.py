@@ -62,10 +62,11 @@ plane. ``"per_plane"``: a blind estimate on each plane, each plane restored with
 NONBLIND_METHODS = ("hyper_laplacian", "wiener")
 
 # Progress units: a blind iteration counts 1; a non-blind plane counts about as many
-# iterations as it takes time (measured on a CPU: 3.5 us per pixel for the non-blind step,
-# 2.2 ns per pixel and generator channel for a blind iteration).
-_NONBLIND_SECONDS_PER_PIXEL = 3.5e-6
-_BLIND_SECONDS_PER_PIXEL_CHANNEL = 2.2e-8
+# iterations as it takes time. Measured on the 2-core CPU on 2026-11-25: a 4096 x 4096
+# hyper-Laplacian deconvolution in 11.9 s (docs/nonblind.md), a `fast` iteration (64
+# channels) at 281 x 281 in 0.40 s (docs/benchmarks/speed.md). They only weight the bar.
+_NONBLIND_SECONDS_PER_PIXEL = 7e-7
+_BLIND_SECONDS_PER_PIXEL_CHANNEL = 8e-8
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,9 @@ class RestoreResult:
     kernels : (*stack_shape, kh, kw) ndarray of float32 or None
         ``mode="per_plane"``: the kernel applied to each plane. None in ``"shared"`` mode.
     estimate : Snapshot or None
-        The blind run's final snapshot (``mode="shared"``): its ``generator_image`` is the
-        deep-image-prior restoration of the region it ran on (``image`` too, unless the preset
-        has a ``final_deconvolution``), its ``kernel`` the raw estimate.
+        The blind run's final snapshot (``mode="shared"``): its ``image`` is the deep-image-
+        prior restoration of the region it ran on (no final deconvolution there), its
+        ``kernel`` the raw estimate.
     mode : str
     reference : tuple of int or None
         ``mode="shared"``: the stack index of the plane the kernel was estimated on.
@@ -477,6 +478,9 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
         extra["noise_aware_tv_weight"] = float(noise_aware)
         # The output comes from the non-blind step: a stronger prior there for noisy data.
         options.setdefault("weight", NOISE_AWARE_NONBLIND_WEIGHT)
+    # Only the blind runs' kernels are used: the preset's own final deconvolution of the
+    # crop they fit is skipped (the non-blind step restores every plane).
+    settings = dataclasses.replace(settings, final_deconvolution="none")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
             or yield_every < 1:
         raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
@@ -603,9 +607,7 @@ def _blind_run(job: _Job, index: tuple[int, ...] | None) -> _Blind:
     grey = _estimation_image(job, index)
     region = _choose_region(job, grey)
     crop = grey[region.slices] if region is not None else grey
-    # Only the kernel is used: the preset's own final deconvolution of the crop is skipped.
-    settings = dataclasses.replace(job.settings, final_deconvolution="none")
-    snapshots = deblur_iter(np.ascontiguousarray(crop), job.kernel_shape, preset=settings,
+    snapshots = deblur_iter(np.ascontiguousarray(crop), job.kernel_shape, preset=job.settings,
                             seed=job.seed, device=job.device, yield_every=job.yield_every)
     return _Blind(snapshots=snapshots, index=index, region=region)
 
