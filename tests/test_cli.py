@@ -186,3 +186,129 @@ def test_a_run_that_would_not_fit_in_memory_is_refused(colour_png, tmp_path, cap
     assert main([str(colour_png), "-k", "5", "-o", str(out), "-q"]) == 2
     assert "dip-deblur: error: not enough RAM" in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------- a known kernel
+@pytest.fixture
+def no_blind_run(monkeypatch):
+    """Fail the test if a blind estimate is started."""
+    import napari_dip_deblur.api as api
+    import napari_dip_deblur.restore as restore
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a blind run was started")
+
+    monkeypatch.setattr(api, "deblur_iter", refuse)
+    monkeypatch.setattr(restore, "deblur_iter", refuse)
+
+
+def _save_kernel(path, kernel):
+    suffix = path.suffix
+    if suffix == ".npy":
+        np.save(path, kernel)
+    elif suffix == ".tif":
+        tifffile.imwrite(path, kernel.astype(np.float32))
+    else:  # an 8-bit picture of the kernel, scaled to its maximum
+        iio.imwrite(path, np.rint(kernel / kernel.max() * 255).astype(np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("name", ["psf.npy", "psf.tif", "psf.png"])
+def test_kernel_file_restores_a_png_without_a_blind_step(blurry_png, tmp_path, capsys,
+                                                         no_blind_run, name):
+    from napari_dip_deblur.nonblind import deconvolve
+
+    sample = blurred_photo(40, 5)
+    kernel_file = _save_kernel(tmp_path / name, sample.kernel * 3)
+    out, kernel_out = tmp_path / "restored.png", tmp_path / "used.npy"
+    assert main([str(blurry_png), "--kernel", str(kernel_file), "-o", str(out),
+                 "--kernel-out", str(kernel_out)]) == 0
+    assert "restored with the given 5x5 kernel" in capsys.readouterr().out
+    used = np.load(kernel_out)
+    assert used.shape == (5, 5) and used.sum() == pytest.approx(1, abs=1e-5)
+    if name != "psf.png":  # the PNG holds the kernel to 8 bits
+        np.testing.assert_allclose(used, sample.kernel / sample.kernel.sum(), atol=1e-6)
+    blurry = iio.imread(blurry_png)
+    restored = iio.imread(out)
+    assert restored.shape == (40, 40) and restored.dtype == np.uint8
+    expected = np.clip(np.rint(deconvolve(blurry, used)), 0, 255)
+    assert np.abs(restored.astype(float) - expected).max() <= 1
+    sharp = sample.sharp * 255
+
+    def error(image):
+        return np.mean((image.astype(float) - sharp) ** 2)
+
+    assert error(restored) < error(blurry) / 4  # measured: 32.95 -> 44.55 dB PSNR
+
+
+def test_kernel_file_restores_a_stack_and_a_colour_image(stack_tif, colour_png, tmp_path,
+                                                         capsys, no_blind_run):
+    kernel_file = _save_kernel(tmp_path / "psf.npy", blurred_photo(40, 5).kernel)
+    out = tmp_path / "restored.tif"
+    # -k may be given if it agrees; --noise-aware is honoured (a stronger non-blind prior).
+    assert main([str(stack_tif), "--kernel", str(kernel_file), "-k", "5", "-o", str(out),
+                 "--noise-aware"]) == 0
+    assert "3 planes, restored with the given 5x5 kernel" in capsys.readouterr().out
+    restored = tifffile.imread(out)
+    assert restored.shape == (3, 40, 40) and restored.dtype == np.float32
+    out = tmp_path / "restored.png"
+    assert main([str(colour_png), "--kernel", str(kernel_file), "-o", str(out), "-q"]) == 0
+    restored, blurry = iio.imread(out), iio.imread(colour_png)
+    assert restored.shape == (40, 40, 4)
+    np.testing.assert_array_equal(restored[..., 3], blurry[..., 3])
+    assert not np.array_equal(restored[..., :3], blurry[..., :3])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "extra", "message"),
+    [
+        (None, [], "--kernel: no such kernel file"),
+        (b"not a numpy file", [], "--kernel: cannot read"),
+        (np.ones((4, 5)), [], "--kernel: psf.npy: kernel must have odd sides"),
+        (np.ones((3, 3, 3)), [], "kernel must be a 2-D array"),
+        (np.pad([[-1.0]], 1, constant_values=1), [], "kernel has negative values"),
+        (np.zeros((5, 5)), [], "kernel must sum to a positive value"),
+        (np.full((3, 3), np.nan), [], "kernel contains NaN"),
+        (np.ones((41, 41)), [], "larger than the image planes (40x40)"),
+        (np.ones((5, 5)), ["-k", "7"], "-k/--kernel-size 7x7 does not match the 5x5 kernel"),
+    ],
+)
+def test_a_bad_kernel_file_exits_2_with_a_clear_message(blurry_png, tmp_path, capsys,
+                                                        no_blind_run, kernel, extra, message):
+    path = tmp_path / "psf.npy"
+    if isinstance(kernel, bytes):
+        path.write_bytes(kernel)
+    elif kernel is not None:
+        np.save(path, kernel)
+    out = tmp_path / "x.png"
+    assert main([str(blurry_png), "--kernel", str(path), "-o", str(out), "-q", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dip-deblur: error: ") and message in err
+    assert not out.exists()
+
+
+def test_a_kernel_file_of_an_unknown_kind_is_refused(blurry_png, tmp_path, capsys):
+    path = tmp_path / "psf.txt"
+    path.write_text("0 1 0\n1 1 1\n0 1 0\n")
+    assert main([str(blurry_png), "--kernel", str(path), "-o", str(tmp_path / "x.png")]) == 2
+    assert "--kernel: the kernel file must end in .npy, .tif, .tiff, .png" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-k", "auto"], "argument --kernel: a kernel size suggestion"),
+        (["--suggest-size"], "argument --kernel: a kernel size suggestion"),
+        (["--region", "auto"], "argument --kernel: --region only steer"),
+        (["--iterations", "5", "--mode", "per-plane"],
+         "argument --kernel: --mode per-plane, --iterations only steer"),
+    ],
+)
+def test_blind_only_options_with_a_kernel_file_are_refused(blurry_png, tmp_path, capsys,
+                                                           args, message):
+    path = _save_kernel(tmp_path / "psf.npy", np.ones((3, 3)))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(blurry_png), "--kernel", str(path), "-o", str(tmp_path / "x.png"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,12 +1,13 @@
-"""Real inputs: colour, stacks, regions, cancellation, and held-out quality checks.
+"""Real inputs: colour, stacks, regions, cancellation, known kernels, and quality checks.
 
-Two kinds of test. Contract tests run the real blind estimator with a tiny network for a few
-iterations (shapes, dtypes, scales, progress, cancellation). Quality tests replace the blind
-estimator by an *oracle* that returns a known kernel (the true one, or the true one padded,
-shifted and on a noise floor as a blind estimate comes out), so they measure what this module
-adds, the estimate's clean-up and centring and the non-blind restoration of every channel and
-plane, against the sharp truth. A tiny blind run is not expected to find a good kernel: it
-would not show an improvement in a few seconds on a CPU, so no test pretends it does.
+Three kinds of test. Contract tests run the real blind estimator with a tiny network for a few
+iterations (shapes, dtypes, scales, progress, cancellation). Known-kernel tests use the real
+``kernel=`` option (no blind run at all): the restoration of every channel and plane with a
+given kernel, measured against the sharp truth. Tests of what happens to a blind *estimate*
+(where it is made, its clean-up and centring) replace the blind estimator by an *oracle* that
+returns a kernel as a blind estimate comes out (padded, shifted, on a noise floor). A tiny
+blind run is not expected to find a good kernel: it would not show an improvement in a few
+seconds on a CPU, so no test pretends it does.
 """
 
 import numpy as np
@@ -17,6 +18,7 @@ from skimage import data, transform
 import napari_dip_deblur.restore as restore_module
 from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.colour import luminance
+from napari_dip_deblur.noise import NOISE_AWARE_NONBLIND_WEIGHT
 from napari_dip_deblur.nonblind import deconvolve
 from napari_dip_deblur.regions import Region
 from napari_dip_deblur.restore import (
@@ -165,11 +167,10 @@ def test_closing_within_a_plane_stops_and_keeps_the_finished_planes(photo_sample
         next(run)
 
 
-def test_closing_between_planes_of_a_shared_run(oracle, photo_sample):
-    oracle(photo_sample.kernel)
+def test_closing_between_planes_of_a_shared_run(photo_sample):
     stack = _stack(photo_sample)
     out = np.zeros(stack.shape, np.float32)
-    run = restore_iter(stack, 5, out=out)
+    run = restore_iter(stack, kernel=photo_sample.kernel, out=out)
     for progress in run:
         if progress.stage == "apply":
             break
@@ -210,10 +211,9 @@ def test_colour_kernel_is_estimated_on_the_luminance_and_applied_to_each_channel
     np.testing.assert_allclose(np.moveaxis(first.image, 0, -1), result.image, atol=1e-4)
 
 
-def test_out_receives_the_result(oracle, photo_sample):
-    oracle(photo_sample.kernel)
+def test_out_receives_the_result(photo_sample):
     out = np.full(photo_sample.blurry.shape, np.nan, np.float32)
-    result = restore(photo_sample.blurry, 5, out=out)
+    result = restore(photo_sample.blurry, kernel=photo_sample.kernel, out=out)
     assert result.image is out and np.isfinite(out).all()
 
 
@@ -251,6 +251,182 @@ def test_a_given_region_is_the_crop_the_kernel_is_estimated_on(oracle, photo_sam
     np.testing.assert_array_equal(oracle.calls[0][0], photo_sample.blurry[4:24, 8:32])
     restore(photo_sample.blurry, 5, region="auto", region_size=64)  # larger than the image
     assert oracle.calls[1][0].shape == photo_sample.blurry.shape
+
+
+# --------------------------------------------------------------------------- known kernels
+
+
+@pytest.fixture
+def no_blind_run(monkeypatch):
+    """Fail the test if a blind estimate is started."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a blind run was started")
+
+    monkeypatch.setattr(restore_module, "deblur_iter", refuse)
+
+
+def test_a_known_kernel_restores_a_grey_image_without_a_blind_run(no_blind_run):
+    sample = blurred_photo(64, 7)
+    blurry = sample.blurry.copy()
+    given = sample.kernel.astype(np.float64) * 5  # not normalised: restore divides by the sum
+    blurry_before, given_before = blurry.copy(), given.copy()
+    result = restore(blurry, kernel=given)
+    # Neither input was modified.
+    assert blurry.tobytes() == blurry_before.tobytes()
+    assert given.tobytes() == given_before.tobytes()
+    before = psnr(blurry, sample.sharp, 1.0)
+    after = psnr(result.image, sample.sharp, 1.0)
+    assert after > before + 8, (before, after)  # measured: 32.49 -> 45.29 dB
+    assert result.image.shape == blurry.shape and result.image.dtype == np.float32
+    assert result.kernel.dtype == np.float32 and result.kernel.shape == (7, 7)
+    np.testing.assert_allclose(result.kernel, sample.kernel / sample.kernel.sum(), atol=1e-7)
+    assert result.kernel.sum() == pytest.approx(1.0, abs=1e-6)
+    assert result.kernels is None and result.estimate is None
+    assert result.regions == () and result.reference is None
+    assert result.settings["kernel_source"] == "given"
+    assert result.settings["regions"] == [] and result.settings["clean_kernel"] is False
+    # Exactly the non-blind step with that kernel; kernel_size may be given if it agrees.
+    np.testing.assert_allclose(result.image, deconvolve(blurry, sample.kernel), atol=1e-5)
+    np.testing.assert_array_equal(restore(blurry, (7, 7), kernel=given).image, result.image)
+
+
+def test_a_known_kernel_progress_is_one_step_a_plane(no_blind_run, photo_sample):
+    progress = list(restore_iter(_stack(photo_sample), kernel=photo_sample.kernel))
+    assert [p.stage for p in progress] == ["apply"] * 3 + ["done"]
+    assert [p.step for p in progress] == [1, 2, 3, 3]
+    assert {p.total for p in progress} == {3}
+    assert [p.planes_done for p in progress] == [1, 2, 3, 3]
+    assert [p.plane for p in progress[:3]] == [0, 1, 2]
+    assert all(p.snapshot is None and p.region is None for p in progress)
+    assert progress[-1].restored.all() and progress[-1].result.kernel.shape == (5, 5)
+    # Colour: reported after each channel, still one step a plane.
+    colour = np.stack([_stack(photo_sample, 2)] * 3, axis=-1)  # (2, 40, 40, 3)
+    progress = list(restore_iter(colour, kernel=photo_sample.kernel, channel_axis=-1))
+    assert [p.stage for p in progress] == ["apply"] * 6 + ["done"]
+    assert [p.step for p in progress] == [0, 0, 1, 1, 1, 2, 2]
+    assert {p.total for p in progress} == {2}
+
+
+def test_a_known_kernel_on_a_stack_restores_every_plane_alike(no_blind_run, photo_sample):
+    stack = np.stack([_stack(photo_sample, 2), _stack(photo_sample, 2)[::-1]])  # (2, 2, M, N)
+    before = stack.copy()
+    result = deblur_stack(stack, kernel=photo_sample.kernel)
+    assert stack.tobytes() == before.tobytes()
+    assert result.image.shape == stack.shape and result.image.dtype == np.float32
+    assert result.kernel.shape == (5, 5) and result.kernels is None
+    assert result.reference is None
+    span = float(stack.max()) - float(stack.min())
+    assert result.settings["data_range"] == span
+    for index in np.ndindex(2, 2):
+        np.testing.assert_allclose(result.image[index],
+                                   deconvolve(stack[index], photo_sample.kernel,
+                                              data_range=span), rtol=1e-5, atol=1e-5)
+    # deblur_large's automatic region does not apply: nothing is estimated.
+    large = deblur_large(stack[0, 1], kernel=photo_sample.kernel,
+                         nonblind_options={"data_range": span})
+    assert large.regions == ()
+    np.testing.assert_allclose(large.image, result.image[0, 1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_known_kernel_restores_rgba_and_keeps_the_alpha_and_the_layout(no_blind_run,
+                                                                          colour_sample):
+    blurry, sharp, kernel = colour_sample
+    alpha = np.random.default_rng(1).integers(0, 256, blurry.shape[:2], dtype=np.uint8)
+    rgba = np.concatenate([blurry, alpha[..., None]], axis=-1)
+    before = rgba.copy()
+    result = deblur_colour(rgba, kernel=kernel)
+    assert rgba.tobytes() == before.tobytes()
+    assert result.image.shape == rgba.shape and result.image.dtype == np.float32
+    np.testing.assert_array_equal(result.image[..., 3], alpha.astype(np.float32))
+    for c in range(3):
+        np.testing.assert_allclose(result.image[..., c],
+                                   deconvolve(blurry[..., c], kernel, data_range=255),
+                                   rtol=1e-5, atol=1e-3)
+    restored = result.image[..., :3] / 255
+    gain = psnr(restored, sharp, 1.0) - psnr(blurry / 255, sharp, 1.0)
+    assert gain > 8, gain  # measured: 26.76 -> 37.56 dB
+    np.testing.assert_allclose(_channel_means(result.image) / _channel_means(blurry), 1.0,
+                               atol=0.005)
+    # Channels first, and a stack of colour images.
+    first = deblur_colour(np.moveaxis(rgba, -1, 0), kernel=kernel, channel_axis=0)
+    np.testing.assert_allclose(np.moveaxis(first.image, 0, -1), result.image, atol=1e-3)
+    pair = deblur_colour(np.stack([rgba, rgba[::-1]]), kernel=kernel)
+    assert pair.image.shape == (2, *rgba.shape)
+    np.testing.assert_allclose(pair.image[0], result.image, atol=1e-3)
+    np.testing.assert_array_equal(pair.image[1, ..., 3], alpha[::-1].astype(np.float32))
+
+
+def test_a_known_psf_restores_uint16_fluorescence_and_honours_noise_aware(no_blind_run,
+                                                                          fluorescence):
+    image, sample = fluorescence
+    before = image.copy()
+    span = float(sample.sharp.max() - sample.sharp.min())
+    plain = restore(image, kernel=sample.kernel)
+    noisy = restore(image, kernel=sample.kernel, noise_aware=0.01)
+    assert image.tobytes() == before.tobytes()
+    blurry_psnr = psnr(image, sample.sharp, span)
+    assert psnr(plain.image, sample.sharp, span) > blurry_psnr + 1  # measured: 22.84 -> 24.59
+    assert psnr(noisy.image, sample.sharp, span) > blurry_psnr + 1.5  # measured: 25.05 dB
+    assert abs(plain.image.mean() / image.mean() - 1) < 0.01  # photon counts, not [0, 1]
+    # noise_aware raises the non-blind prior's weight, as after a blind estimate.
+    assert plain.settings["nonblind_options"] == {}
+    assert noisy.settings["nonblind_options"] == {"weight": NOISE_AWARE_NONBLIND_WEIGHT}
+    np.testing.assert_allclose(
+        noisy.image, deconvolve(image, sample.kernel, weight=NOISE_AWARE_NONBLIND_WEIGHT),
+        rtol=1e-5, atol=1e-2)
+    heavier = restore(image, kernel=sample.kernel, noise_aware=0.01,
+                      nonblind_options={"weight": 1e-3})
+    assert heavier.settings["nonblind_options"] == {"weight": 1e-3}
+
+
+def test_a_known_kernel_run_that_would_not_fit_is_refused(monkeypatch, photo_sample):
+    import napari_dip_deblur.memory as memory
+
+    monkeypatch.delenv("DIP_DEBLUR_SKIP_MEMORY_CHECK", raising=False)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    with pytest.raises(memory.InsufficientMemoryError,
+                       match=r"not enough RAM.*blind part 0\.00 GB.*restore a crop"):
+        restore_iter(photo_sample.blurry, kernel=photo_sample.kernel)  # non-blind step only
+
+
+@pytest.mark.parametrize(
+    ("image", "kernel", "kwargs", "message"),
+    [
+        ("grey", np.ones((5, 5, 3)), {}, r"kernel must be a 2-D array \(kh, kw\), got shape"),
+        ("grey", np.ones(5), {}, "kernel must be a 2-D array"),
+        ("grey", np.ones((4, 5)), {}, "kernel must have odd sides"),
+        ("grey", np.pad([[-0.1]], 2, constant_values=0.3), {}, "kernel has negative values"),
+        ("grey", np.zeros((5, 5)), {}, "kernel must sum to a positive value"),
+        ("grey", np.full((3, 3), np.nan), {}, "kernel contains NaN or infinite"),
+        ("grey", np.full((3, 3), np.inf), {}, "kernel contains NaN or infinite"),
+        ("grey", np.ones((41, 5)), {}, r"kernel \(41x5\) is larger than the image planes "
+                                       r"\(40x40\)"),
+        ("rgb", np.ones((5, 41)), {"channel_axis": -1}, "larger than the image planes"),
+        ("grey", np.ones((3, 3), bool), {}, "kernel must hold real numbers"),
+        ("grey", np.array([["a"]]), {}, "kernel must hold real numbers"),
+        ("grey", np.zeros((0, 3)), {}, "kernel is empty"),
+        ("grey", "5x5", {"kernel_size": 9}, "kernel_size 9x9 does not match the given "
+                                            "kernel's shape 5x5"),
+        ("grey", "5x5", {"kernel_size": (5, 7)}, "does not match"),
+        ("stack", "5x5", {"mode": "per_plane"}, "mode='per_plane': only for a blind estimate"),
+        ("stack", "5x5", {"reference": 0}, "reference: only for a blind estimate"),
+        ("grey", "5x5", {"region": (0, 0, 20, 20)}, "region: only for a blind estimate"),
+        ("grey", "5x5", {"region": "auto"}, "region: only"),
+        ("grey", "5x5", {"iterations": 10, "channels": 8}, "iterations, channels: only"),
+        ("grey", "5x5", {"noise_aware": -1}, "noise_aware must be None or a TV weight"),
+        ("grey", None, {}, "give kernel_size"),
+    ],
+)
+def test_a_bad_known_kernel_is_refused_with_a_specific_error(oracle, photo_sample, image,
+                                                             kernel, kwargs, message):
+    oracle(photo_sample.kernel)
+    grey = photo_sample.blurry
+    images = {"grey": grey, "rgb": np.stack([grey] * 3, axis=-1), "stack": _stack(photo_sample)}
+    if isinstance(kernel, str):
+        kernel = photo_sample.kernel
+    with pytest.raises(ValueError, match=message):
+        restore_iter(images[image], kernel=kernel, **kwargs)
+    assert oracle.calls == []  # nothing was estimated
 
 
 # --------------------------------------------------------------------------- bad input
@@ -379,8 +555,7 @@ def test_colour_photo_with_a_known_motion_blur_is_restored_without_cast_or_shift
 
 def test_an_oversized_noisy_kernel_estimate_does_not_ruin_the_result(oracle, colour_sample):
     blurry, sharp, kernel = colour_sample
-    oracle(kernel)
-    exact = psnr(deblur_colour(blurry, 9).image / 255, sharp, 1.0)
+    exact = psnr(deblur_colour(blurry, kernel=kernel).image / 255, sharp, 1.0)
     generous = np.pad(kernel, 8) + 3e-4  # 25 x 25: the floor holds 16 % of the mass
     oracle(generous)
     cleaned = psnr(deblur_colour(blurry, 25).image / 255, sharp, 1.0)

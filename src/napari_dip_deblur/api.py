@@ -213,6 +213,17 @@ def intensity_mapping(array: np.ndarray) -> tuple[float, float]:
     return lo - 0.1 * scale, scale
 
 
+def _check_initial_kernel(kernel: Any, kernel_shape: tuple[int, int]) -> torch.Tensor:
+    array = real_array(kernel, name="initial_kernel")
+    if array.shape != kernel_shape:
+        raise ValueError(f"initial_kernel has shape {array.shape}, but kernel_size asks for "
+                         f"{kernel_shape}: pass a kernel of that size (or kernel_size="
+                         f"{array.shape})")
+    if array.min() < 0 or not array.sum() > 0:
+        raise ValueError("initial_kernel must be non-negative with a positive sum")
+    return torch.from_numpy(array.astype(np.float64) / array.sum()).float()
+
+
 def _engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(**{name: getattr(settings, name)
                            for name in EngineConfig.__dataclass_fields__})
@@ -227,6 +238,7 @@ def deblur_iter(
     seed: int = 0,
     device: str = "auto",
     yield_every: int = 10,
+    initial_kernel: Any = None,
     **overrides: Any,
 ) -> Iterator[Snapshot]:
     """Blind deblurring as a generator of snapshots, for live display and cancellation.
@@ -245,6 +257,8 @@ def deblur_iter(
     """
     array = _check_image(image)
     kernel_shape = normalise_kernel_size(kernel_size, array.shape)
+    start_kernel = None if initial_kernel is None else _check_initial_kernel(initial_kernel,
+                                                                              kernel_shape)
     torch_device = resolve_device(device)
     if isinstance(preset, str) and preset == "auto":
         preset = recommended_preset(torch_device.type)
@@ -275,9 +289,11 @@ def deblur_iter(
         "torch_version": torch.__version__,
         "intensity_offset": offset,
         "intensity_scale": scale,
+        "initial_kernel": start_kernel is not None,
     }
     states = optimise(target, kernel_shape, _engine_config(settings), seed=int(seed),
-                      device=torch_device, yield_every=int(yield_every))
+                      device=torch_device, yield_every=int(yield_every),
+                      initial_kernel=start_kernel)
     return _snapshots(states, settings, array, offset, scale, run_settings)
 
 
@@ -332,6 +348,7 @@ def deblur(
     iterations: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    initial_kernel: Any = None,
     **overrides: Any,
 ) -> Result:
     """Blind deblurring of one 2-D image with a deep image prior (SelfDeblur family).
@@ -356,6 +373,10 @@ def deblur(
         Seeds the networks and the noise: the same seed gives the same result on the CPU.
     device : str
         "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+    initial_kernel : (kh, kw) array_like, optional
+        A first guess of the kernel (e.g. a measured PSF, or an estimate from a smaller
+        copy of the image), of size ``kernel_size``; it is normalised and refined by the
+        run. By default the kernel generator starts from its random initial output.
     **overrides
         Any field of :class:`Settings` (``Settings.field_names()``), e.g. ``channels=64``.
 
@@ -383,7 +404,8 @@ def deblur(
        Deep Priors", CVPR 2020.
     """
     snapshots = deblur_iter(image, kernel_size, preset=preset, iterations=iterations,
-                            seed=seed, device=device, yield_every=10**9, **overrides)
+                            seed=seed, device=device, yield_every=10**9,
+                            initial_kernel=initial_kernel, **overrides)
     final: Snapshot | None = None
     for final in snapshots:  # noqa: B007 - only the last snapshot is kept
         pass

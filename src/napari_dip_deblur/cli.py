@@ -6,12 +6,15 @@
                [--region-size N] [--noise-aware [WEIGHT]] [--colour auto|rgb|grey]
     dip-deblur INPUT --suggest-size [MAX]          (print a kernel size and exit)
     dip-deblur INPUT -k auto [--suggest-size MAX] -o OUTPUT
+    dip-deblur INPUT --kernel FILE -o OUTPUT [--noise-aware [WEIGHT]] [--colour ...]
     dip-deblur demo [--out DIR]
 
 A 2-D grey image without ``--region`` is deblurred blindly as a whole (``deblur_iter``).
 Colour images, TIFF stacks and ``--region`` runs estimate the kernel on one 2-D image (the
 luminance, one plane, a crop) and restore every channel of every plane with it
-(:func:`napari_dip_deblur.restore.restore_iter`).
+(:func:`napari_dip_deblur.restore.restore_iter`). With ``--kernel`` (a known kernel: a
+measured PSF, an earlier estimate) there is no blind step: every channel of every plane is
+restored with that kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ DEMO_SIZE, DEMO_KERNEL = 128, 15
 SUGGEST_ITERATIONS = 300
 
 _TIFF = (".tif", ".tiff")
+_KERNEL_FILES = (".npy", *_TIFF, ".png")
 
 
 def _kernel_size(text: str) -> int | tuple[int, int] | str:
@@ -138,6 +142,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--kernel", type=Path, default=None, metavar="FILE",
+                        help="a known blur kernel (a measured PSF, an earlier estimate): "
+                             ".npy, .tif or .png, 2-D, odd sides, centred on the middle "
+                             "pixel, non-negative; it is divided by its sum. No blind "
+                             "estimate: every channel of every plane is restored with it by "
+                             "non-blind deconvolution, so -k is not needed (if given it must "
+                             "match the kernel's shape) and --preset, --seed and --device are "
+                             "not used")
     parser.add_argument("--kernel-out", type=Path, default=None,
                         help="also save the estimated kernel (.npy, .tif, or .png scaled "
                              "to its maximum; per-plane kernels: .npy or .tif)")
@@ -176,13 +188,15 @@ def _parser() -> argparse.ArgumentParser:
 def _deblur_files(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.kernel is not None:
+        _check_known_kernel_options(parser, args)
     suggest_only = args.suggest_size is not None and args.kernel_size != "auto"
     if suggest_only and args.kernel_size is not None:
         parser.error("argument --suggest-size: use it alone (print a size and exit) or with "
                      "-k auto, not with a kernel size")
-    if args.kernel_size is None and not suggest_only:
+    if args.kernel_size is None and not suggest_only and args.kernel is None:
         parser.error("the following arguments are required: -k/--kernel-size (or "
-                     "--suggest-size)")
+                     "--suggest-size, or --kernel FILE)")
     if args.output is None and not suggest_only:
         parser.error("the following arguments are required: -o/--output")
     if args.reference is not None and args.mode != "shared":
@@ -196,13 +210,14 @@ def _deblur_files(argv: Sequence[str]) -> int:
         if suggest_only:
             return _print_suggestion(image, layout, args)
         _check_outputs(layout, args)
+        known = _read_kernel(args, layout) if args.kernel is not None else None
         kernel_size = args.kernel_size
         if kernel_size == "auto":
             suggestion = _suggest(image, layout, args)
             kernel_size = suggestion.size
             if not args.quiet:
                 print(f"kernel size {kernel_size[0]}x{kernel_size[1]} (suggested)")
-        if layout["plain"]:
+        if layout["plain"] and known is None:
             final = _run_plain(image, kernel_size, args)
             write_image(args.output, final.image, image)
             if args.kernel_out is not None:
@@ -210,7 +225,7 @@ def _deblur_files(argv: Sequence[str]) -> int:
             summary = f"{final.step} iterations, {final.elapsed:.1f} s on " \
                       f"{final.settings['device']}"
         else:
-            result = _run_restore(image, kernel_size, layout, args)
+            result = _run_restore(image, kernel_size, layout, args, known)
             if layout["stack_shape"] and not layout["colour"]:
                 _write_stack(args.output, result.image)
             else:
@@ -225,6 +240,52 @@ def _deblur_files(argv: Sequence[str]) -> int:
     if not args.quiet:
         print(f"wrote {args.output} ({summary})")
     return 0
+
+
+def _check_known_kernel_options(parser: argparse.ArgumentParser,
+                                args: argparse.Namespace) -> None:
+    """With --kernel: no options of the blind estimate, which it replaces."""
+    if args.kernel_size == "auto" or args.suggest_size is not None:
+        parser.error("argument --kernel: a kernel size suggestion (-k auto, --suggest-size) "
+                     "is for a blind estimate; with a known kernel leave it out")
+    blind_only = [option for option, given in (
+        ("--mode per-plane", args.mode != "shared"), ("--reference", args.reference is not None),
+        ("--region", args.region is not None), ("--iterations", args.iterations is not None))
+        if given]
+    if blind_only:
+        parser.error(f"argument --kernel: {', '.join(blind_only)} only steer the blind "
+                     f"estimate, which --kernel replaces; leave "
+                     f"{'it' if len(blind_only) == 1 else 'them'} out")
+
+
+def _read_kernel(args: argparse.Namespace, layout: dict[str, Any]) -> np.ndarray:
+    """The --kernel file as a checked kernel (float32, sum 1)."""
+    from ._io import read_image
+    from .api import normalise_kernel_size
+    from .restore import _check_kernel
+
+    path: Path = args.kernel
+    suffix = path.suffix.lower()
+    if suffix not in _KERNEL_FILES:
+        raise ValueError(f"--kernel: the kernel file must end in {', '.join(_KERNEL_FILES)}, "
+                         f"got {path.name!r}")
+    if not path.is_file():
+        raise ValueError(f"--kernel: no such kernel file: {path}")
+    try:
+        array = np.load(path, allow_pickle=False) if suffix == ".npy" else read_image(path)
+    except Exception as error:  # each reader (numpy, tifffile, imageio) has its own errors
+        raise ValueError(f"--kernel: cannot read {path} as a kernel: {error}") from None
+    try:
+        kernel = _check_kernel(array, layout["plane_shape"])
+    except ValueError as error:
+        raise ValueError(f"--kernel: {path.name}: {error}") from None
+    if args.kernel_size is not None:
+        size = normalise_kernel_size(args.kernel_size, layout["plane_shape"])
+        if size != kernel.shape:
+            raise ValueError(f"-k/--kernel-size {size[0]}x{size[1]} does not match the "
+                             f"{kernel.shape[0]}x{kernel.shape[1]} kernel of --kernel "
+                             f"{path.name}: leave -k out")
+    return kernel
 
 
 def _layout(image: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
@@ -362,17 +423,23 @@ def _run_plain(image: np.ndarray, kernel_size: Any, args: argparse.Namespace):
 
 
 def _run_restore(image: np.ndarray, kernel_size: Any, layout: dict[str, Any],
-                 args: argparse.Namespace):
-    """Colour, stacks and regions: estimate one kernel (or one per plane), apply it to all."""
+                 args: argparse.Namespace, known: np.ndarray | None = None):
+    """Colour, stacks and regions: estimate one kernel (or one per plane), apply it to all;
+    or, with a ``known`` kernel, apply that one to all."""
     from tqdm import tqdm
 
     from .restore import restore_iter
 
-    progresses = restore_iter(
-        image, kernel_size, mode=args.mode.replace("-", "_"),
-        channel_axis=-1 if layout["colour"] else None, reference=args.reference,
-        region=args.region, region_size=args.region_size, noise_aware=args.noise_aware,
-        preset=args.preset, iterations=args.iterations, seed=args.seed, device=args.device)
+    channel_axis = -1 if layout["colour"] else None
+    if known is not None:
+        progresses = restore_iter(image, kernel=known, channel_axis=channel_axis,
+                                  noise_aware=args.noise_aware)
+    else:
+        progresses = restore_iter(
+            image, kernel_size, mode=args.mode.replace("-", "_"), channel_axis=channel_axis,
+            reference=args.reference, region=args.region, region_size=args.region_size,
+            noise_aware=args.noise_aware, preset=args.preset, iterations=args.iterations,
+            seed=args.seed, device=args.device)
     n_planes = math.prod(layout["stack_shape"])
     final = None
     with tqdm(total=None, unit="step", disable=args.quiet, dynamic_ncols=True) as bar:
@@ -392,7 +459,12 @@ def _describe(result: Any, layout: dict[str, Any]) -> str:
     if layout["colour"]:
         parts.append("colour")
     stack = layout["stack_shape"]
-    if stack:
+    if result.settings.get("kernel_source") == "given":
+        if stack:
+            parts.append(f"{math.prod(stack)} planes")
+        kh, kw = result.kernel.shape
+        parts.append(f"restored with the given {kh}x{kw} kernel")
+    elif stack:
         n = math.prod(stack)
         if result.mode == "shared":
             reference = int(np.ravel_multi_index(result.reference, stack))

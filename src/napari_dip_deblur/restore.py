@@ -12,7 +12,9 @@ steps:
    and centring it (:mod:`~napari_dip_deblur.kernel_size`), so the result stays aligned with
    the input.
 
-In ``mode="per_plane"`` step 1 runs on every plane of a stack (its own kernel each).
+In ``mode="per_plane"`` step 1 runs on every plane of a stack (its own kernel each). With a
+known kernel (``kernel=``: a measured PSF, an earlier estimate) step 1 is skipped and every
+plane is restored with that kernel.
 :func:`restore_iter` is the generator (progress over planes and within each blind run,
 cancellation by ``close()``); :func:`restore` blocks; :func:`deblur_colour`,
 :func:`deblur_stack` and :func:`deblur_large` are the same with the defaults of each use.
@@ -22,6 +24,7 @@ Memory is estimated before anything runs (:mod:`~napari_dip_deblur.memory`). No 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import memory as _memory
 from ._validation import real_array
 from .api import (
     MIN_SIDE,
@@ -80,21 +84,24 @@ class RestoreResult:
         unchanged). Not clipped.
     kernel : (kh, kw) ndarray of float32 or None
         ``mode="shared"``: the kernel applied to every plane (noise floor removed, centred,
-        sums to 1, convolution orientation). None in ``"per_plane"`` mode.
+        sums to 1, convolution orientation); with ``kernel=`` given, that kernel divided by
+        its sum. None in ``"per_plane"`` mode.
     kernels : (*stack_shape, kh, kw) ndarray of float32 or None
         ``mode="per_plane"``: the kernel applied to each plane. None in ``"shared"`` mode.
     estimate : Snapshot or None
         The blind run's final snapshot (``mode="shared"``): its ``image`` is the deep-image-
         prior restoration of the region it ran on (no final deconvolution there), its
-        ``kernel`` the raw estimate.
+        ``kernel`` the raw estimate. None with a given kernel (no blind run).
     mode : str
     reference : tuple of int or None
-        ``mode="shared"``: the stack index of the plane the kernel was estimated on.
+        ``mode="shared"``: the stack index of the plane the kernel was estimated on (None
+        with a given kernel).
     regions : tuple of (Region or None)
-        The region of each blind run (None: the whole plane).
+        The region of each blind run (None: the whole plane); empty with a given kernel.
     settings : dict
         Everything used: the blind run's settings, the non-blind method and options, the
-        luminance weights, the data range, the memory estimate.
+        luminance weights, the data range, the memory estimate; ``kernel_source`` is
+        ``"estimated"`` or ``"given"``.
     wall_time : float
         Seconds.
     """
@@ -123,8 +130,10 @@ class RestoreProgress:
     stage : {"estimate", "apply", "done"}
         Blind estimation (``snapshot`` is its latest state), non-blind restoration of
         ``plane`` (reported after each colour channel), or finished (``result`` is set).
+        With a given kernel there is no "estimate" stage.
     step, total : int
         Work done and planned, in units of about one blind iteration (for progress bars).
+        With a given kernel: one step a plane (``total`` is the number of planes).
     plane : int or None
         Flat index of the plane being worked on; None while a shared kernel is estimated.
     plane_index : tuple of int or None
@@ -178,11 +187,12 @@ class _Job:
     colour: Any  # ColourLayout or None
     weights: str
     kernel_shape: tuple[int, int]
+    known_kernel: np.ndarray | None  # a given kernel (float32, sum 1): no blind run
     mode: str
     reference: tuple[int, ...] | None
     region: Any  # None, "auto" or Region
     region_size: int
-    settings: Settings
+    settings: Settings | None  # None with a given kernel
     seed: int
     device: str
     yield_every: int
@@ -196,8 +206,9 @@ class _Job:
 
 def restore_iter(
     image: Any,
-    kernel_size: int | tuple[int, int],
+    kernel_size: int | tuple[int, int] | None = None,
     *,
+    kernel: Any = None,
     mode: str = "shared",
     channel_axis: int | None = None,
     alpha: bool | None = None,
@@ -224,14 +235,30 @@ def restore_iter(
     ``next``). Closing the generator stops the work at once (within one blind iteration or
     one colour channel of the non-blind step); the last progress's arrays hold what was done.
 
+    With ``kernel`` given (a measured PSF, a kernel estimated earlier) there is no blind run:
+    every colour channel of every plane is restored by
+    :func:`napari_dip_deblur.nonblind.deconvolve` with that kernel, with the same
+    ``method``, ``nonblind_options`` and ``noise_aware`` weight as after a blind estimate.
+
     Parameters
     ----------
     image : (*stack, M, N) or (*stack, M, N, C) array_like
         Grey 2-D image, a stack of them (time, z, channels: any number of leading axes), or
         colour images (``channel_axis``). Any real dtype and range; not modified.
-    kernel_size : int or (int, int)
+    kernel_size : int or (int, int), optional
         Odd kernel size, a bit larger than the blur (:func:`~napari_dip_deblur.kernel_size.
-        suggest_kernel_size` can suggest one).
+        suggest_kernel_size` can suggest one). Required for a blind estimate; with
+        ``kernel`` it may be left out (it is the kernel's shape) and, if given, must equal
+        the kernel's shape.
+    kernel : (kh, kw) array_like, optional
+        A known blur kernel in convolution orientation (a measured PSF, an earlier
+        estimate): 2-D, odd sides with the centre on the middle pixel, non-negative, finite,
+        a positive sum, no larger than a plane. It is used as it is (not cleaned, not
+        centred), divided by its sum; not modified. Given a kernel, ``mode`` must be
+        "shared" and ``reference``, ``region``, ``iterations`` and ``overrides`` (which only
+        steer a blind estimate) must be left out; ``preset``, ``seed``, ``device``,
+        ``clean``, ``luminance_weights`` and ``region_size`` are not used (the non-blind
+        step runs on the CPU).
     mode : {"shared", "per_plane"}
         One kernel for all planes, or one per plane (see :data:`MODES`). Irrelevant for a
         single 2-D (or colour) image.
@@ -263,6 +290,9 @@ def restore_iter(
     noise_aware : float, optional
         Keep a TV prior of this weight in the last interval of the blind run
         (:func:`~napari_dip_deblur.noise.noise_aware_phases`), for noisy data; e.g. 0.01.
+        It also raises the non-blind prior's default weight to
+        :data:`~napari_dip_deblur.noise.NOISE_AWARE_NONBLIND_WEIGHT` (with or without a given
+        ``kernel``) unless ``nonblind_options`` sets one.
     preset, iterations, seed, device, **overrides
         The blind run's settings, as in :func:`napari_dip_deblur.deblur`.
     yield_every : int
@@ -281,19 +311,25 @@ def restore_iter(
     Raises
     ------
     ValueError
-        A bad argument (naming it), or a plane the blind run refuses (constant, NaN, ...).
+        A bad argument (naming it), or a plane the blind run refuses (constant, NaN, ...); a
+        bad ``kernel`` (not 2-D, an even side, negative, NaN or infinite values, a sum <= 0,
+        larger than a plane), a ``kernel_size`` that differs from its shape, or neither
+        ``kernel_size`` nor ``kernel``.
     InsufficientMemoryError
         (a ``ValueError`` and ``MemoryError``) the run would not fit; the message says what
         to change.
     DeblurDivergedError
         (while iterating) a blind run diverged.
     """
-    job = _prepare(image, kernel_size, mode=mode, channel_axis=channel_axis, alpha=alpha,
+    job = _prepare(image, kernel_size, kernel=kernel, mode=mode, channel_axis=channel_axis,
+                   alpha=alpha,
                    weights=luminance_weights, reference=reference, region=region,
                    region_size=region_size, method=method, nonblind_options=nonblind_options,
                    clean=clean, noise_aware=noise_aware, preset=preset, iterations=iterations,
                    seed=seed, device=device, yield_every=yield_every, out=out,
                    memory_check=memory_check, overrides=overrides)
+    if job.known_kernel is not None:  # no blind run
+        return _run(job, None)
     # The first blind run is set up now, so its own checks also fire before the first next().
     if not job.stack_shape:
         first_plane: tuple[int, ...] | None = ()
@@ -303,8 +339,35 @@ def restore_iter(
     return _run(job, first)
 
 
-def restore(image: Any, kernel_size: int | tuple[int, int], **kwargs: Any) -> RestoreResult:
-    """:func:`restore_iter` run to the end; takes the same arguments (but ``yield_every``)."""
+def restore(image: Any, kernel_size: int | tuple[int, int] | None = None,
+            **kwargs: Any) -> RestoreResult:
+    """:func:`restore_iter` run to the end; takes the same arguments (but ``yield_every``).
+
+    Parameters
+    ----------
+    image : (*stack, M, N) or (*stack, M, N, C) array_like
+        As for :func:`restore_iter`; not modified.
+    kernel_size : int or (int, int), optional
+        Odd kernel size of the blind estimate; may be left out when ``kernel`` is given.
+    **kwargs
+        As for :func:`restore_iter`, e.g. ``kernel=psf`` to restore with a known kernel
+        instead of estimating one.
+
+    Returns
+    -------
+    RestoreResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import signal
+    >>> sharp = np.random.default_rng(0).uniform(0, 1, (64, 64))
+    >>> psf = np.ones((1, 5)) / 5                       # a known 1 x 5 horizontal blur
+    >>> blurry = signal.convolve(sharp, psf, mode="same")
+    >>> r = restore(blurry, kernel=psf)                 # no blind run
+    >>> r.image.shape, r.kernel.shape, r.estimate is None
+    ((64, 64), (1, 5), True)
+    """
     if "yield_every" in kwargs:
         raise ValueError("yield_every is for restore_iter; restore returns the end result only")
     final = None
@@ -315,8 +378,8 @@ def restore(image: Any, kernel_size: int | tuple[int, int], **kwargs: Any) -> Re
     return final.result
 
 
-def deblur_colour(image: Any, kernel_size: int | tuple[int, int], *, channel_axis: int = -1,
-                  **kwargs: Any) -> RestoreResult:
+def deblur_colour(image: Any, kernel_size: int | tuple[int, int] | None = None, *,
+                  channel_axis: int = -1, **kwargs: Any) -> RestoreResult:
     """Deblur a colour (RGB/RGBA) image: one kernel estimated on the luminance, applied to
     each colour channel by non-blind deconvolution; alpha passed through.
 
@@ -324,11 +387,13 @@ def deblur_colour(image: Any, kernel_size: int | tuple[int, int], *, channel_axi
     ----------
     image : (M, N, 3 or 4) array_like (or a stack of them, ``(*stack, M, N, C)``)
         Colour values (uint8, uint16 or float); not modified.
-    kernel_size : int or (int, int)
+    kernel_size : int or (int, int), optional
+        Required unless ``kernel`` is given.
     channel_axis : int
         The colour axis (default: last).
     **kwargs
-        As for :func:`restore_iter` (``luminance_weights``, ``region``, ``method``, ``preset``,
+        As for :func:`restore_iter` (``kernel`` to apply a known kernel to each channel
+        without a blind run, ``luminance_weights``, ``region``, ``method``, ``preset``,
         ``iterations``, ``seed``, ``device``, overrides...).
 
     Returns
@@ -347,14 +412,25 @@ def deblur_colour(image: Any, kernel_size: int | tuple[int, int], *, channel_axi
     return restore(image, kernel_size, channel_axis=channel_axis, **kwargs)
 
 
-def deblur_stack(stack: Any, kernel_size: int | tuple[int, int], *, mode: str = "shared",
-                 **kwargs: Any) -> RestoreResult:
+def deblur_stack(stack: Any, kernel_size: int | tuple[int, int] | None = None, *,
+                 mode: str = "shared", **kwargs: Any) -> RestoreResult:
     """Deblur every plane of a stack (time, z, channels: any leading axes).
 
     ``mode="shared"`` estimates one kernel on one plane (``reference``, default the
     best-textured) and applies it to every plane; ``mode="per_plane"`` runs a blind estimate
-    on each plane. For progress and cancellation use :func:`restore_iter`, which takes the
-    same arguments. See :func:`restore_iter` for the parameters.
+    on each plane; ``kernel=psf`` (with ``mode="shared"``) applies a known kernel to every
+    plane without a blind run. For progress and cancellation use :func:`restore_iter`, which
+    takes the same arguments.
+
+    Parameters
+    ----------
+    stack : (*stack, M, N) array_like (or colour with ``channel_axis``)
+        Not modified.
+    kernel_size : int or (int, int), optional
+        Required unless ``kernel`` is given.
+    mode : {"shared", "per_plane"}
+    **kwargs
+        As for :func:`restore_iter`.
 
     Returns
     -------
@@ -365,7 +441,7 @@ def deblur_stack(stack: Any, kernel_size: int | tuple[int, int], *, mode: str = 
     return restore(stack, kernel_size, mode=mode, **kwargs)
 
 
-def deblur_large(image: Any, kernel_size: int | tuple[int, int], *,
+def deblur_large(image: Any, kernel_size: int | tuple[int, int] | None = None, *,
                  region: Region | tuple[int, int, int, int] | str | None = "auto",
                  region_size: int = 224, **kwargs: Any) -> RestoreResult:
     """Deblur a large image: estimate the kernel on a region, restore the whole image.
@@ -373,9 +449,11 @@ def deblur_large(image: Any, kernel_size: int | tuple[int, int], *,
     Parameters
     ----------
     image : (M, N) array_like (or colour with ``channel_axis``, or a stack)
-    kernel_size : int or (int, int)
+    kernel_size : int or (int, int), optional
+        Required unless ``kernel`` is given.
     region : "auto", Region or (y0, x0, height, width)
-        Where to estimate (default: the best-textured ``region_size`` crop).
+        Where to estimate (default: the best-textured ``region_size`` crop). With a given
+        ``kernel`` nothing is estimated: leave it at "auto" (or None); a rectangle is refused.
     region_size : int
         Side of the automatic crop. 224 (not 256 as elsewhere) keeps a 4096 x 4096 image
         under two minutes on a 2-core CPU with the ``fast`` preset: the blind part's cost
@@ -393,13 +471,15 @@ def deblur_large(image: Any, kernel_size: int | tuple[int, int], *,
     few FFTs of the full image. Measurements at 4096 x 4096:
     ``docs/benchmarks/real-inputs.md``.
     """
+    if kwargs.get("kernel") is not None and isinstance(region, str) and region == "auto":
+        region = None  # the default: nothing to estimate with a given kernel
     return restore(image, kernel_size, region=region, region_size=region_size, **kwargs)
 
 
 # --------------------------------------------------------------------------- preparation
 
 
-def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | None,
+def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_axis: int | None,
              alpha: bool | None, weights: str, reference: Any, region: Any, region_size: int,
              method: str, nonblind_options: Mapping[str, Any] | None, clean: bool,
              noise_aware: float | None, preset: Any, iterations: int | None, seed: int,
@@ -430,6 +510,15 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
                          f"{plane_shape[0]}x{plane_shape[1]} in shape {array.shape}{hint}")
     if not np.isfinite(array).all():
         raise ValueError("image contains NaN or infinite values; fill or mask them first")
+    known = None
+    if kernel is not None:
+        known = _check_kernel(kernel, plane_shape)
+        _check_known_kernel_arguments(known.shape, kernel_size, mode=mode, reference=reference,
+                                      region=region, iterations=iterations,
+                                      overrides=overrides, plane_shape=plane_shape)
+    elif kernel_size is None:
+        raise ValueError("give kernel_size (the odd size of the kernel to estimate, e.g. 15) "
+                         "or kernel (a known kernel, e.g. a measured PSF)")
 
     if method not in NONBLIND_METHODS:
         raise ValueError(f"method must be one of {NONBLIND_METHODS}, got {method!r}")
@@ -443,7 +532,9 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
             or region_size < 16:
         raise ValueError(f"region_size must be an integer >= 16, got {region_size!r}")
 
-    if isinstance(region, str):
+    if known is not None:
+        blind_shape = plane_shape  # unused: no blind run
+    elif isinstance(region, str):
         if region != "auto":
             raise ValueError(f"region must be None, 'auto', a Region or (y0, x0, height, "
                              f"width), got {region!r}")
@@ -453,7 +544,8 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
         blind_shape = region.shape
     else:
         blind_shape = plane_shape
-    kernel_shape = normalise_kernel_size(kernel_size, blind_shape)
+    kernel_shape = (tuple(known.shape) if known is not None
+                    else normalise_kernel_size(kernel_size, blind_shape))
 
     ref = None
     if mode == "shared" and stack_shape:
@@ -463,24 +555,31 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
     elif reference is not None and reference not in (0, ()):
         raise ValueError(f"reference {reference!r}: this image has a single plane")
 
-    torch_device = resolve_device(device)
-    if isinstance(preset, str) and preset == "auto":
-        preset = recommended_preset(torch_device.type)
-    settings = resolve_settings(preset, iterations, **overrides)
     extra: dict[str, Any] = {}
+    settings: Settings | None = None
+    if known is None:
+        torch_device = resolve_device(device)
+        if isinstance(preset, str) and preset == "auto":
+            preset = recommended_preset(torch_device.type)
+        settings = resolve_settings(preset, iterations, **overrides)
     if noise_aware is not None:
         try:
-            phases = noise_aware_phases(settings, noise_aware)
+            if settings is not None:
+                phases = noise_aware_phases(settings, noise_aware)
+                settings = resolve_settings(settings, phases=phases)
+            elif isinstance(noise_aware, bool) or not isinstance(noise_aware, numbers.Real) \
+                    or not np.isfinite(noise_aware) or not noise_aware > 0:
+                raise ValueError(noise_aware)  # as noise_aware_phases checks it
         except ValueError as error:
             raise ValueError(f"noise_aware must be None or a TV weight > 0 (e.g. 0.01), got "
                              f"{noise_aware!r}") from error
-        settings = resolve_settings(settings, phases=phases)
         extra["noise_aware_tv_weight"] = float(noise_aware)
         # The output comes from the non-blind step: a stronger prior there for noisy data.
         options.setdefault("weight", NOISE_AWARE_NONBLIND_WEIGHT)
-    # Only the blind runs' kernels are used: the preset's own final deconvolution of the
-    # crop they fit is skipped (the non-blind step restores every plane).
-    settings = dataclasses.replace(settings, final_deconvolution="none")
+    if settings is not None:
+        # Only the blind runs' kernels are used: the preset's own final deconvolution of the
+        # crop they fit is skipped (the non-blind step restores every plane).
+        settings = dataclasses.replace(settings, final_deconvolution="none")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
             or yield_every < 1:
         raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
@@ -511,23 +610,84 @@ def _prepare(image: Any, kernel_size: Any, *, mode: str, channel_axis: int | Non
     out_full = out if out is not None else np.empty(array.shape, np.float32)
     n_planes = int(np.prod(stack_shape)) if stack_shape else 1
     kernel_bytes = n_planes * kernel_shape[0] * kernel_shape[1] * 4 if mode == "per_plane" else 0
-    memory = estimate_memory(
-        blind_shape, plane_shape, kernel_shape, channels=settings.channels,
-        skip_channels=settings.skip_channels, non_local_levels=tuple(settings.non_local_levels),
-        data_bytes=out_full.nbytes * (1 if out is not None else 2) + kernel_bytes,
-        device=str(torch_device),
-    )
+    data_bytes = out_full.nbytes * (1 if out is not None else 2) + kernel_bytes
+    if settings is not None:
+        memory = estimate_memory(
+            blind_shape, plane_shape, kernel_shape, channels=settings.channels,
+            skip_channels=settings.skip_channels,
+            non_local_levels=tuple(settings.non_local_levels), data_bytes=data_bytes,
+            device=str(torch_device),
+        )
+    else:  # the non-blind step only (on the CPU)
+        memory = MemoryEstimate(
+            blind=0, nonblind=_memory.nonblind_bytes(plane_shape, kernel_shape),
+            arrays=int(data_bytes), device="cpu", available_host=_memory.available_memory(),
+            available_device=None, blind_shape=(0, 0), plane_shape=plane_shape)
     if memory_check:
         check_memory(memory)
     out_full[...] = array  # unprocessed planes show the input; alpha is copied here
     out_view = np.moveaxis(out_full, layout.channel_axis, -1) if layout is not None \
         else out_full
     return _Job(data=data, out=out_view, out_full=out_full, stack_shape=stack_shape,
-                colour=layout, weights=weights, kernel_shape=kernel_shape, mode=mode,
-                reference=ref, region=region, region_size=int(region_size), settings=settings,
-                seed=int(seed), device=device, yield_every=int(yield_every), method=method,
-                nonblind_options=options, clean=bool(clean), data_range=data_range,
-                memory=memory, extra_settings=extra)
+                colour=layout, weights=weights, kernel_shape=kernel_shape, known_kernel=known,
+                mode=mode, reference=ref, region=region, region_size=int(region_size),
+                settings=settings, seed=int(seed), device=device, yield_every=int(yield_every),
+                method=method, nonblind_options=options,
+                clean=bool(clean) and known is None, data_range=data_range, memory=memory,
+                extra_settings=extra)
+
+
+def _check_kernel(kernel: Any, plane_shape: tuple[int, int]) -> np.ndarray:
+    """A given kernel, checked, as float32 divided by its sum (a new array)."""
+    array = real_array(kernel, "kernel", finite=False)
+    if array.ndim != 2:
+        raise ValueError(f"kernel must be a 2-D array (kh, kw), got shape {array.shape}")
+    kh, kw = array.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"kernel must have odd sides so its centre is the middle pixel, got "
+                         f"{kh}x{kw}; pad it with a row or column of zeros on the side away "
+                         f"from its centre")
+    if kh > plane_shape[0] or kw > plane_shape[1]:
+        raise ValueError(f"kernel ({kh}x{kw}) is larger than the image planes "
+                         f"({plane_shape[0]}x{plane_shape[1]})")
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("kernel contains NaN or infinite values")
+    if values.min() < 0:
+        raise ValueError(f"kernel has negative values (min {values.min():.3g}): a blur kernel "
+                         f"is non-negative; clip them to 0 if they are noise "
+                         f"(np.clip(kernel, 0, None))")
+    total = values.sum()
+    if not total > 0:
+        raise ValueError(f"kernel must sum to a positive value (it is divided by its sum), "
+                         f"got sum {total}")
+    return (values / total).astype(np.float32)
+
+
+def _check_known_kernel_arguments(shape: tuple[int, ...], kernel_size: Any, *, mode: str,
+                                  reference: Any, region: Any, iterations: Any,
+                                  overrides: Mapping[str, Any],
+                                  plane_shape: tuple[int, int]) -> None:
+    """With a given kernel: ``kernel_size`` must agree with it, and the arguments that only
+    steer a blind estimate must be left out."""
+    if kernel_size is not None:
+        size = normalise_kernel_size(kernel_size, plane_shape)
+        if size != tuple(shape):
+            raise ValueError(f"kernel_size {size[0]}x{size[1]} does not match the given "
+                             f"kernel's shape {shape[0]}x{shape[1]}: leave kernel_size out "
+                             f"(None) when you give kernel")
+    blind_only = []
+    if mode == "per_plane":
+        blind_only.append("mode='per_plane'")
+    for name, value in (("reference", reference), ("region", region),
+                        ("iterations", iterations)):
+        if value is not None:
+            blind_only.append(name)
+    blind_only.extend(sorted(overrides))
+    if blind_only:
+        raise ValueError(f"{', '.join(blind_only)}: only for a blind estimate of the kernel, "
+                         f"and a given kernel replaces it (every plane is restored with it); "
+                         f"leave {'it' if len(blind_only) == 1 else 'them'} out")
 
 
 def _check_nonblind_options(options: Mapping[str, Any]) -> None:
@@ -650,7 +810,8 @@ def _close(blind: _Blind) -> None:
         close()
 
 
-def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
+def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
+    """The work; ``first`` is the first blind run, None with a given kernel."""
     from .nonblind import deconvolve
 
     started = time.perf_counter()
@@ -661,13 +822,16 @@ def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
                if job.mode == "per_plane" else None)
     plane_pixels = job.data.shape[len(stack_shape)] * job.data.shape[len(stack_shape) + 1]
     n_channels = job.colour.n_colour if job.colour is not None else 1
-    blind_pixels = (first.region.height * first.region.width if first.region is not None
-                    else plane_pixels)
-    apply_units = max(1, round(
-        n_channels * plane_pixels * _NONBLIND_SECONDS_PER_PIXEL
-        / (blind_pixels * job.settings.channels * _BLIND_SECONDS_PER_PIXEL_CHANNEL)))
-    iterations = job.settings.iterations
-    n_blind = n_planes if job.mode == "per_plane" else 1
+    if first is None:  # a given kernel: one step a plane
+        apply_units, iterations, n_blind = 1, 0, 0
+    else:
+        blind_pixels = (first.region.height * first.region.width if first.region is not None
+                        else plane_pixels)
+        apply_units = max(1, round(
+            n_channels * plane_pixels * _NONBLIND_SECONDS_PER_PIXEL
+            / (blind_pixels * job.settings.channels * _BLIND_SECONDS_PER_PIXEL_CHANNEL)))
+        iterations = job.settings.iterations
+        n_blind = n_planes if job.mode == "per_plane" else 1
     total = n_blind * iterations + n_planes * apply_units
     state = {"step": 0, "planes_done": 0}
 
@@ -704,6 +868,7 @@ def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
             state["step"] += apply_units / n_channels
             if c < n_channels - 1:
                 yield progress("apply", flat, kernel=kernel)
+        state["step"] = round(state["step"])  # a whole number after each plane
         restored[index] = True
         state["planes_done"] += 1
         yield progress("apply", flat, kernel=kernel)
@@ -714,7 +879,11 @@ def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
     shared_kernel: np.ndarray | None = None
     blind_settings: dict[str, Any] = {}
     try:
-        if job.mode == "shared":
+        if job.known_kernel is not None:
+            shared_kernel = job.known_kernel
+            for flat in range(n_planes):
+                yield from apply(_index(stack_shape, flat), flat, shared_kernel)
+        elif job.mode == "shared":
             final = None
             for item in estimate(first, None, 0):
                 if isinstance(item, RestoreProgress):
@@ -747,11 +916,15 @@ def _run(job: _Job, first: _Blind) -> Iterator[RestoreProgress]:
                 state["step"] = flat * (iterations + apply_units) + iterations
                 yield from apply(index, flat, kernel)
     finally:
-        _close(blind)
+        if blind is not None:
+            _close(blind)
 
+    if job.known_kernel is not None:
+        blind_settings = {"device": "cpu"}  # no blind run; the non-blind step runs on the CPU
     settings = {
         **blind_settings,
         **job.extra_settings,
+        "kernel_source": "estimated" if job.known_kernel is None else "given",
         "mode": job.mode,
         "reference": list(job.reference) if job.reference is not None else None,
         "regions": [r.as_tuple() if r is not None else None for r in regions],

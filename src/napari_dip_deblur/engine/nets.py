@@ -190,3 +190,22 @@ class KernelGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).reshape(self.kernel_shape)
+
+    @torch.no_grad()
+    def start_from(self, kernel: torch.Tensor, floor: float = 1e-3) -> None:
+        """Make the generator output ``kernel`` (normalised) for any input, still trainable.
+
+        The last layer's weights are zeroed and its bias set to the kernel's logarithm, so
+        the softmax returns the kernel exactly; gradients still reach the weights (the
+        hidden activations are not zero), so the kernel keeps being refined. Pixels below
+        ``floor`` times the peak are raised to it: a logit of log(0) could never recover
+        (the softmax's gradient there is proportional to the pixel's value).
+        """
+        if tuple(kernel.shape) != self.kernel_shape:
+            raise ValueError(f"initial kernel has shape {tuple(kernel.shape)}, "
+                             f"expected {self.kernel_shape}")
+        last = self.net[2]
+        k = kernel.to(dtype=last.bias.dtype, device=last.bias.device).clamp_min(0)
+        k = k.clamp_min(floor * float(k.max()))
+        last.weight.zero_()
+        last.bias.copy_(torch.log(k / k.sum()).reshape(-1))

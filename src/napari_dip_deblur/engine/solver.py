@@ -120,6 +120,7 @@ def optimise(
     seed: int = 0,
     device: torch.device | str = "cpu",
     yield_every: int = 10,
+    initial_kernel: torch.Tensor | None = None,
 ) -> Iterator[EngineState]:
     """Fit the generators to ``target`` and yield snapshots.
 
@@ -135,6 +136,9 @@ def optimise(
     device : torch.device or str
     yield_every : int
         A snapshot every ``yield_every`` iterations and always after the last one.
+    initial_kernel : (kh, kw) tensor, optional
+        Start the kernel generator from this kernel (see
+        :meth:`KernelGenerator.start_from`) instead of its random initial output.
 
     Yields
     ------
@@ -156,6 +160,8 @@ def optimise(
     total = config.iterations
 
     image_net, kernel_net = build_generators(config, channels, kernel_shape, seed)
+    if initial_kernel is not None:
+        kernel_net.start_from(initial_kernel)
     image_net.to(device).train()
     kernel_net.to(device).train()
     rng = torch.Generator().manual_seed(seed)
