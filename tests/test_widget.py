@@ -550,3 +550,150 @@ def test_noise_aware_keeps_tv_in_the_last_interval(viewer_widget, blurry, qtbot)
     last = meta["settings"]["phases"][-1]
     terms = last["terms"] if isinstance(last, dict) else last.terms
     assert terms["tv"] == pytest.approx(0.02)
+
+
+# ---------------------------------------------------------------------- a known kernel
+def _psnr(image: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+    error = np.mean((np.asarray(image, np.float64) - np.asarray(truth, np.float64)) ** 2)
+    return float(10 * np.log10(data_range**2 / error))
+
+
+@pytest.fixture
+def no_blind_run(monkeypatch):
+    """Any blind estimate fails the run (and so the test)."""
+    import napari_dip_deblur
+    import napari_dip_deblur.restore as restore_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a blind run was started")
+
+    monkeypatch.setattr(restore_module, "deblur_iter", refuse)
+    monkeypatch.setattr(napari_dip_deblur, "deblur_iter", refuse)
+
+
+def test_a_known_kernel_restores_without_a_blind_run(viewer_widget, qtbot, no_blind_run):
+    from napari_dip_deblur.restore import restore
+
+    viewer, widget = viewer_widget
+    sample = blurred_photo(size=32, kernel_size=5)
+    cells = viewer.add_image(sample.blurry, name="cells", scale=(2.0, 2.0))
+    psf = viewer.add_image(sample.kernel * 7, name="psf")  # not normalised: divided by its sum
+    cells_before, psf_before = cells.data.tobytes(), psf.data.tobytes()
+    widget._image.value = cells
+    assert widget._known_kernel.value is None  # default: blind estimation
+    assert widget._known_kernel.native.currentText() == "none (estimate it)"
+    blind_only = [widget._kernel_h, widget._kernel_w, widget._suggest_button,
+                  widget._region, widget._preset, widget._iterations, widget._device,
+                  widget._seed, widget._update_every, widget._advanced_box]
+    assert all(w.enabled for w in blind_only)
+
+    widget._known_kernel.value = psf
+    assert not any(w.enabled for w in blind_only)  # visibly unused
+    assert widget._noise_aware.enabled and widget._run_button.enabled
+    assert "Known kernel 'psf' (5x5)" in widget._kernel_hint.value
+    errors_before = _n_records()
+    widget._run_button.native.click()
+    assert widget.is_running and "known kernel 'psf'" in widget._status.value
+    _wait_idle(widget, qtbot)
+
+    assert _errors_since(errors_before) == []
+    assert [lyr.name for lyr in viewer.layers] == ["cells", "psf", "cells deblurred"]
+    out = viewer.layers["cells deblurred"]
+    before = _psnr(sample.blurry, sample.sharp, 1.0)
+    after = _psnr(out.data, sample.sharp, 1.0)
+    assert after > before + 8, (before, after)  # measured: 32.61 -> 44.38 dB
+    np.testing.assert_allclose(out.data, restore(sample.blurry, kernel=psf.data).image,
+                               atol=1e-5)  # exactly the library's non-blind restoration
+    assert out.data.shape == (32, 32) and out.scale.tolist() == [2.0, 2.0]
+    meta = out.metadata
+    assert meta["kernel_source"] == "given" and meta["kernel_layer"] == "psf"
+    assert meta["kernel_size"] == [5, 5] and meta["partial"] is False
+    assert meta["preset"] is None and meta["seed"] is None and meta["overrides"] == {}
+    assert meta["iterations"] == 0 and meta["regions"] == [] and meta["planes_restored"] == [0]
+    assert "known kernel 'psf'" in widget._status.value and "done" in widget._status.value
+    assert cells.data.tobytes() == cells_before and psf.data.tobytes() == psf_before
+    # still a known-kernel setup after the run; "none" gives the blind controls back
+    assert not any(w.enabled for w in blind_only)
+    widget._known_kernel.value = None
+    assert all(w.enabled for w in blind_only)
+    assert "longest blur streak" in widget._kernel_hint.value
+    # the choice follows the layer: kept when it is renamed, "none" when it is deleted
+    widget._known_kernel.value = psf
+    psf.name = "measured psf"
+    assert widget._known_kernel.value is psf and "'measured psf'" in widget._kernel_hint.value
+    del viewer.layers["measured psf"]
+    assert widget._known_kernel.value is None and all(w.enabled for w in blind_only)
+
+
+def test_a_kernel_layer_of_an_earlier_run_restores_a_colour_stack(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    sample = blurred_photo(size=32, kernel_size=5)
+    frames = np.stack([_rgb(sample.blurry), _rgb(sample.blurry)[::-1]])  # (2, 32, 32, 3)
+    sharp = np.stack([_rgb(sample.sharp), _rgb(sample.sharp)[::-1]]) / 255
+    clip = viewer.add_image(frames, name="clip", rgb=True)
+    viewer.dims.current_step = (1, 0, 0)
+    widget._scope.value = "all planes, a kernel each"
+    widget._iterations.value = 3
+    widget.run()  # an earlier blind run: "clip kernel" is a stack of kernels (not usable)
+    _wait_idle(widget, qtbot)
+    widget._scope.value = "all planes, one kernel"
+    widget.run()  # ... now a 2-D one
+    _wait_idle(widget, qtbot)
+    kernel_layer = viewer.layers["clip kernel"]
+    assert kernel_layer.data.shape == (5, 5)
+    kernel_layer.data = sample.kernel.copy()  # as if that run had found the true kernel
+    kernel_before = kernel_layer.data.tobytes()
+    widget._scope.value = "all planes, a kernel each"
+
+    widget._known_kernel.value = kernel_layer
+    # nothing to estimate per plane: that choice is gone, the nearest is taken
+    assert widget._scope.value == "all planes, one kernel"
+    assert "all planes, a kernel each" not in widget._scope.choices
+    widget.run()
+    _wait_idle(widget, qtbot)
+
+    assert [lyr.name for lyr in viewer.layers] == ["clip", "clip deblurred", "clip kernel"]
+    out = viewer.layers["clip deblurred"]
+    assert out.rgb and out.data.shape == frames.shape
+    for i in range(2):
+        before = _psnr(frames[i] / 255, sharp[i], 1.0)
+        after = _psnr(out.data[i] / 255, sharp[i], 1.0)
+        assert after > before + 8, (i, before, after)  # measured: 34.60 -> 45.05 dB
+    meta = out.metadata
+    assert meta["kernel_layer"] == "clip kernel" and meta["mode"] == "shared"
+    assert meta["planes_restored"] == [0, 1] and meta["partial"] is False
+    assert kernel_layer.data.tobytes() == kernel_before  # the kernel layer is not written
+    assert clip.data.tobytes() == frames.tobytes()
+    widget._known_kernel.value = None
+    assert "all planes, a kernel each" in widget._scope.choices
+
+
+def test_a_bad_known_kernel_shows_the_error_and_adds_no_layer(viewer_widget, qtbot,
+                                                              no_blind_run):
+    viewer, widget = viewer_widget
+    sample = blurred_photo(size=32, kernel_size=5)
+    cells = viewer.add_image(sample.blurry, name="cells")
+    cases = [
+        (np.ones((3, 5, 5), np.float32), "kernel must be a 2-D array"),  # e.g. a kernel stack
+        (np.ones((4, 4), np.float32), "kernel must have odd sides"),
+        (np.pad([[-0.5]], 2, constant_values=0.1), "kernel has negative values"),
+        (np.ones((33, 33), np.float32), "larger than the image planes"),
+    ]
+    kernels = [viewer.add_image(data, name=f"bad {i}") for i, (data, _) in enumerate(cases)]
+    layers = list(viewer.layers)
+    before = {lyr.name: lyr.data.tobytes() for lyr in layers}
+    widget._image.value = cells
+    checks = [(layer, words) for layer, (_, words) in zip(kernels, cases, strict=True)]
+    checks.append((cells, "is the image being deblurred"))  # refused before a worker starts
+    for layer, words in checks:
+        widget._known_kernel.value = layer
+        n = _n_records()
+        widget.run()
+        _wait_idle(widget, qtbot)
+        errors = _errors_since(n)
+        assert len(errors) == 1 and words in errors[0], (layer.name, errors)
+        assert errors[0].startswith("Deblurring 'cells' failed")
+        assert "failed" in widget._status.value
+        assert widget._run_button.text == "Run" and widget._run_button.enabled
+        assert list(viewer.layers) == layers  # no output layer
+        assert {lyr.name: lyr.data.tobytes() for lyr in layers} == before

@@ -5,7 +5,8 @@ needed): numpy in, numpy out, nothing is computed on the pixels. A plane is the 
 on the displayed axes (with its colour axis for RGB(A) layers); a stack is the layer with
 its displayed axes moved last (:func:`planes_last`), as the library's
 :func:`~napari_dip_deblur.restore.restore_iter` expects; a region is a Shapes layer's
-rectangle in the image's pixel coordinates (:func:`region_from_shapes`).
+rectangle in the image's pixel coordinates (:func:`region_from_shapes`); a known kernel is
+an image layer's data, copied as it is (:func:`kernel_from_layer`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Plane",
     "PlaneLocation",
+    "kernel_from_layer",
     "locate_plane",
     "plane_from_layer",
     "planes_back",
@@ -300,3 +302,39 @@ def region_from_shapes(
         raise ValueError(f"The rectangle in {shapes.name!r} does not overlap the image "
                          f"{image.name!r} ({rows}x{cols} pixels).")
     return Region(y0, x0, y1 - y0 + 1, x1 - x0 + 1)
+
+
+def kernel_from_layer(layer: napari.layers.Layer) -> np.ndarray:
+    """A copy of an image layer's data, to be used as a known blur kernel.
+
+    A measured PSF or the kernel layer of an earlier run. Nothing is checked or changed
+    here beyond the layer's type: whether the array is a usable kernel (2-D, odd sides,
+    non-negative, no larger than the image) is checked by the library
+    (:func:`~napari_dip_deblur.restore.restore_iter`), which says what is wrong.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        Single-scale.
+
+    Returns
+    -------
+    ndarray
+        ``layer.data``, copied (the layer is never aliased), in its own dtype and shape.
+
+    Raises
+    ------
+    TypeError
+        If ``layer`` is not an Image layer.
+    ValueError
+        If it is multiscale.
+    """
+    from napari.layers import Image
+
+    if not isinstance(layer, Image):
+        raise TypeError(f"{layer.name!r} is a {type(layer).__name__} layer; a known kernel "
+                        "must be an Image layer holding a 2-D kernel.")
+    if layer.multiscale:
+        raise ValueError(f"The known kernel {layer.name!r} is a multiscale (pyramid) image; "
+                         "a kernel must be a single 2-D array.")
+    return np.array(layer.data, copy=True)

@@ -9,7 +9,11 @@ copies what the worker yields into two output layers:
 - RGB(A) layers, all the planes of a stack, and runs estimating the kernel on a region run
   :func:`napari_dip_deblur.restore.restore_iter`: one kernel estimated on the luminance /
   the displayed plane / a region, then every channel of every plane restored with it (or a
-  kernel each, per plane). The plane being worked on is updated live.
+  kernel each, per plane). The plane being worked on is updated live;
+- with a "known kernel" layer chosen (a measured PSF, the kernel layer of an earlier run)
+  every run goes through ``restore_iter(..., kernel=...)``: no blind estimate, each plane
+  is restored non-blind with that kernel, and the controls that only steer a blind
+  estimate are disabled.
 
 "Suggest size" runs :func:`napari_dip_deblur.kernel_size.suggest_kernel_size` in a worker.
 torch is imported only when a run starts (inside the worker) or when the widget is built
@@ -39,6 +43,7 @@ from napari.utils.notifications import show_error
 from ._layer_data import (
     Plane,
     PlaneLocation,
+    kernel_from_layer,
     locate_plane,
     plane_from_layer,
     planes_back,
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
     from .restore import RestoreProgress, RestoreResult
 
 __all__ = [
+    "KNOWN_KERNEL_NONE",
     "PARTIAL_SUFFIX",
     "REGION_AUTO",
     "REGION_SHAPES",
@@ -71,6 +77,9 @@ PARTIAL_SUFFIX = " (partial)"
 
 KERNEL_HINT = ("Kernel size: a bit larger than the longest blur streak, in pixels (odd); "
                "'Suggest size' measures it from a short run.")
+
+#: The "known kernel" picker's entry for no kernel: estimate one blindly.
+KNOWN_KERNEL_NONE = "none (estimate it)"
 
 #: The "planes" choices for layers with more axes than the two displayed.
 SCOPE_PLANE = "this plane"
@@ -260,6 +269,7 @@ class _RestoreState:
     kernel_style: dict[str, Any]
     kernels: np.ndarray | None = None  # per_plane: (*stack, kh, kw), restore_iter's layout
     kernel: np.ndarray | None = None  # otherwise the kernel shown
+    kernel_layer: str | None = None  # a known kernel's layer: no blind run, no kernel output
     copied: set[int] = field(default_factory=set)
     progress: RestoreProgress | None = None
     result: RestoreResult | None = None
@@ -321,6 +331,14 @@ class DeblurWidget(Container):
     ``metadata["partial"] = True``: the last iterate of a grey plane estimated as a whole;
     otherwise the planes finished so far (``metadata["planes_restored"]``), the others
     showing the input. The input layer is never modified.
+
+    With a layer chosen under "known kernel" (a measured PSF, or ``"<name> kernel"`` from an
+    earlier run) nothing is estimated: every plane in scope is restored non-blind with that
+    layer's 2-D data (:func:`napari_dip_deblur.restore.restore_iter` with ``kernel=``), and
+    only ``"<name> deblurred"`` is written (``metadata["kernel_source"] == "given"``,
+    ``metadata["kernel_layer"]``); the kernel layer is left as it is. Kernel size, Suggest
+    size, "estimate on", preset, iterations, device, seed, update every, Advanced and the
+    "a kernel each" choice steer a blind estimate only: they are disabled meanwhile.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -341,7 +359,11 @@ class DeblurWidget(Container):
 
         self._image = ComboBox(label="image", choices=self._image_layer_choices)
         self._plane = Label(label="plane", value="")
-        self._scope = ComboBox(label="planes", choices=list(SCOPES), value=SCOPE_PLANE)
+        self._scope = ComboBox(label="planes", choices=self._scope_choices, value=SCOPE_PLANE)
+        self._known_kernel = ComboBox(label="known kernel", choices=self._image_layer_choices,
+                                      nullable=True)
+        self._known_kernel.null_string = KNOWN_KERNEL_NONE
+        self._known_kernel.reset_choices()
         self._kernel_h = SpinBox(value=15, min=3, max=999, step=2, label="kernel height")
         self._kernel_w = SpinBox(value=15, min=3, max=999, step=2, label="kernel width")
         self._suggest_button = PushButton(text="Suggest size")
@@ -379,11 +401,16 @@ class DeblurWidget(Container):
         for label in (self._kernel_hint, self._plane, self._status):
             label.native.setWordWrap(True)
         self._iterations.tooltip = "0 = the preset's default"
+        self._known_kernel.tooltip = (
+            "An image layer holding the blur kernel, if you know it: a measured PSF, or the "
+            "kernel layer of an earlier run (2-D, odd sides, non-negative; it is divided by "
+            "its sum). No blind estimate: each plane is restored with it by non-blind "
+            "deconvolution. 'none': estimate the kernel blindly.")
         self._update_every.tooltip = "Copy the result into the layers every N iterations."
         self._scope.tooltip = (
             "this plane: the displayed plane only. all planes, one kernel: estimated on the "
             "displayed plane, applied to every plane. all planes, a kernel each: a blind "
-            "estimate per plane.")
+            "estimate per plane. With a known kernel: this plane, or all planes with it.")
         self._region.tooltip = (
             "Where in the plane the kernel is estimated (the whole plane is restored): "
             "everything, the best-textured crop of 'auto region size' (Advanced), or the "
@@ -403,6 +430,7 @@ class DeblurWidget(Container):
                 self._image,
                 self._plane,
                 self._scope,
+                self._known_kernel,
                 self._kernel_h,
                 self._kernel_w,
                 self._suggest_button,
@@ -430,12 +458,18 @@ class DeblurWidget(Container):
         self._suggest_button.changed.connect(self._on_suggest_button)
         self._region.changed.connect(self._on_region)
         self._image.changed.connect(self._update_plane_label)
+        self._known_kernel.changed.connect(self._on_known_kernel)
         layers = viewer.layers.events
         for emitter in (layers.inserted, layers.removed, layers.moved):
             emitter.connect(self._reset_layer_choices)
         dims = viewer.dims.events
         for emitter in (dims.current_step, dims.ndisplay, dims.order):
             emitter.connect(self._update_plane_label)
+
+        # What only steers a blind estimate: disabled while a known kernel is chosen.
+        self._blind_only = (self._kernel_h, self._kernel_w, self._suggest_button,
+                            self._region, self._shapes, self._preset, self._iterations,
+                            self._device, self._seed, self._update_every, self._advanced_box)
 
         self._on_preset(self._preset.value)
         self._on_region(self._region.value)
@@ -470,7 +504,9 @@ class DeblurWidget(Container):
         """Start deblurring ``layer`` (default: the chosen one) with the widget's settings.
 
         Returns the started worker, or None if the input was refused (a notification
-        says why). Does nothing if a run is already in progress.
+        says why). Does nothing if a run is already in progress. With a "known kernel"
+        layer chosen, the run restores with that kernel (no blind estimate); the library
+        checks the kernel and a bad one is reported like any other error.
         """
         if self._worker is not None:
             return self._worker
@@ -482,6 +518,11 @@ class DeblurWidget(Container):
                 raise ValueError("No image layer to deblur: open an image first.")
             loc = self._locate(layer)
             scope = self._scope.value if loc.stack_axes else SCOPE_PLANE
+            known = self._known_kernel.value
+            if known is not None:
+                return self._start_restore(layer, loc, scope, None, None,
+                                           kernel=self._take_kernel(known, layer),
+                                           kernel_layer=known.name)
             region, region_layer = self._region_arg(layer, loc)
             if scope == SCOPE_PLANE and not loc.rgb and self._region.value == REGION_WHOLE:
                 return self._start(layer, self._take_plane(layer))
@@ -573,12 +614,61 @@ class DeblurWidget(Container):
 
         return [(lyr.name, lyr) for lyr in self._viewer.layers if isinstance(lyr, Shapes)]
 
+    def _scope_choices(self, _widget: Any = None) -> list[str]:
+        """The "planes" choices: no "a kernel each" with a known kernel (nothing to
+        estimate per plane)."""
+        known = getattr(self, "_known_kernel", None)
+        if known is not None and known.value is not None:
+            return [SCOPE_PLANE, SCOPE_SHARED]
+        return list(SCOPES)
+
     def _reset_layer_choices(self, event: Any = None) -> None:
         if event is not None and getattr(event, "type", None) == "inserted":
             event.value.events.name.connect(self._reset_layer_choices)
         self._image.reset_choices()
         self._shapes.reset_choices()
+        self._keep_known_kernel(self._known_kernel.reset_choices)
         self._update_plane_label()
+
+    def reset_choices(self, *_: Any) -> None:
+        """Reset every picker's choices (napari calls this when layers change), keeping
+        the chosen known kernel layer if it is still there."""
+        if getattr(self, "_blind_only", None) is None:  # still being built
+            super().reset_choices()
+            return
+        self._keep_known_kernel(super().reset_choices)
+
+    def _keep_known_kernel(self, reset: Any) -> None:
+        """Run ``reset`` (which resets the known kernel's choices), then choose the same
+        kernel layer again if it is still offered: the combo box selects by name, so a
+        renamed layer would otherwise fall back to "none"."""
+        kernel = self._known_kernel.value
+        with self._known_kernel.changed.blocked():
+            reset()
+            if kernel is not None and any(c is kernel for c in self._known_kernel.choices):
+                self._known_kernel.value = kernel
+        self._on_known_kernel()
+
+    def _on_known_kernel(self, *_: Any) -> None:
+        """A known kernel chosen (or "none"): enable what a run will use, say what it does."""
+        layer = self._known_kernel.value
+        known = layer is not None
+        if self._worker is None and self._suggest_worker is None:
+            for widget in self._blind_only:
+                widget.enabled = not known
+        scope = self._scope.value
+        self._scope.reset_choices()
+        if scope in self._scope.choices:
+            self._scope.value = scope
+        elif known:  # "a kernel each": the nearest with one kernel for all planes
+            self._scope.value = SCOPE_SHARED
+        if known:
+            shape = "x".join(str(n) for n in getattr(layer.data, "shape", ()))
+            self._kernel_hint.value = (
+                f"Known kernel {layer.name!r} ({shape}): no blind estimate, each plane is "
+                "restored with it; the greyed-out settings are not used.")
+        else:
+            self._kernel_hint.value = KERNEL_HINT
 
     def _locate(self, layer: napari.layers.Layer) -> PlaneLocation:
         dims = self._viewer.dims
@@ -587,6 +677,19 @@ class DeblurWidget(Container):
     def _take_plane(self, layer: napari.layers.Layer) -> Plane:
         dims = self._viewer.dims
         return plane_from_layer(layer, dims.point, dims.displayed, dims.axis_labels)
+
+    @staticmethod
+    def _take_kernel(known: napari.layers.Layer, layer: napari.layers.Layer) -> np.ndarray:
+        """The known kernel layer's data (a copy), refused if it is the image itself or the
+        layer this run writes its result into."""
+        if known is layer:
+            raise ValueError(f"The known kernel {known.name!r} is the image being deblurred; "
+                             "choose the layer holding the kernel (a measured PSF, or "
+                             "'<image> kernel' from an earlier run).")
+        if known.name in (f"{layer.name} deblurred", f"{layer.name} deblurred{PARTIAL_SUFFIX}"):
+            raise ValueError(f"The known kernel {known.name!r} is the layer this run writes "
+                             "its result into; choose the layer holding the kernel.")
+        return kernel_from_layer(known)
 
     def _update_plane_label(self, *_: Any) -> None:
         layer = self._image.value
@@ -777,11 +880,19 @@ class DeblurWidget(Container):
         scope: str,
         region: Any,
         region_layer: str | None,
+        *,
+        kernel: np.ndarray | None = None,
+        kernel_layer: str | None = None,
     ) -> GeneratorWorker:
-        """Start a run through ``restore_iter``: colour, all planes, or a region."""
+        """Start a run through ``restore_iter``: colour, all planes, or a region; or, with
+        ``kernel`` (the data of the layer ``kernel_layer``), a non-blind restoration with
+        that kernel, checked by the library."""
         preset = str(self._preset.value)
         iterations = int(self._iterations.value) or None
-        kernel_size = (int(self._kernel_h.value), int(self._kernel_w.value))
+        if kernel is not None:
+            kernel_size = tuple(int(n) for n in np.shape(kernel))
+        else:
+            kernel_size = (int(self._kernel_h.value), int(self._kernel_w.value))
         rgb = loc.rgb
         if scope == SCOPE_PLANE:
             plane = self._take_plane(layer)
@@ -803,7 +914,8 @@ class DeblurWidget(Container):
             scale = tuple(float(s) for s in layer.scale)
             translate = tuple(float(t) for t in layer.translate)
             plane_shape = tuple(source.shape[len(stack_shape):len(stack_shape) + 2])
-        placement = _kernel_placement(loc, plane_shape, kernel_size)
+        # no kernel output with a known kernel (the kernel layer is the input's)
+        placement = _kernel_placement(loc, plane_shape, kernel_size) if kernel is None else {}
         if mode == "per_plane":  # a kernel stack on the layer's axes
             k_scale, k_translate = list(scale), list(translate)
             for i, axis in enumerate(loc.axes):
@@ -813,30 +925,39 @@ class DeblurWidget(Container):
         state = _RestoreState(
             scope=scope, mode=mode, rgb=rgb, axes=loc.axes, source=source, display=display,
             display_view=display_view, stack_shape=stack_shape, reference=reference,
-            region_choice=self._region.value, region=region, region_layer=region_layer,
-            scale=tuple(scale), translate=tuple(translate),
+            region_choice=self._region.value if kernel is None else None, region=region,
+            region_layer=region_layer, scale=tuple(scale), translate=tuple(translate),
             kernel_style={"colormap": "magma", "blending": "additive", **placement},
             kernels=(np.zeros((*stack_shape, *kernel_size), np.float32)
                      if mode == "per_plane" else None),
+            kernel_layer=kernel_layer if kernel is not None else None,
         )
         self._run = self._new_run(layer, loc, kernel_size, preset,
                                   colormap=None if rgb else layer.colormap, restore=state)
         run = self._run
+        if kernel is not None:
+            # no blind run: only what the non-blind step uses (it runs on the CPU)
+            run.overrides = {}
+            arguments: dict[str, Any] = {"kernel": kernel}
+        else:
+            arguments = dict(
+                mode="per_plane" if mode == "per_plane" else "shared",
+                reference=reference,
+                region=region,
+                region_size=int(self._region_size.value),
+                preset=preset,
+                iterations=iterations,
+                seed=run.seed,
+                device=run.device,
+                **run.overrides,
+            )
         worker = create_worker(
             _restore_progress,
             source,
-            kernel_size,
-            mode="per_plane" if mode == "per_plane" else "shared",
+            kernel_size if kernel is None else None,
             channel_axis=-1 if rgb else None,
-            reference=reference,
-            region=region,
-            region_size=int(self._region_size.value),
             noise_aware=run.noise_aware,
-            preset=preset,
-            iterations=iterations,
-            seed=run.seed,
-            device=run.device,
-            **run.overrides,
+            **arguments,
             _progress={"desc": f"Deblurring {layer.name}"},
             _worker_class=_DeblurWorker,
             _ignore_errors=True,
@@ -846,6 +967,8 @@ class DeblurWidget(Container):
         self._worker = worker
         self._set_running(True)
         what = loc.label if scope == SCOPE_PLANE else f"{math.prod(stack_shape)} planes"
+        if kernel is not None:
+            what += f", known kernel {kernel_layer!r}"
         self._status.value = f"starting ({what})…"
         worker.start()
         return worker
@@ -858,6 +981,9 @@ class DeblurWidget(Container):
         self._run_button.enabled = not suggesting  # a suggestion cannot be cancelled
         self._run_button.text = "Cancel" if running and not suggesting else "Run"
         self._suggest_button.text = "Suggesting…" if suggesting else "Suggest size"
+        if not running and self._known_kernel.value is not None:
+            for widget in self._blind_only:
+                widget.enabled = False
 
     def _on_destroyed(self, *_: Any) -> None:
         """The dock (or the whole viewer) was closed: stop the run, touch no widget."""
@@ -920,7 +1046,9 @@ class DeblurWidget(Container):
                     f"loss {snap.loss:.4g}")
         what = f"plane {p.plane + 1}/{n}" if n > 1 else "the image"
         colour = " (colour channels)" if state.rgb else ""
-        return f"restoring {what}{colour}: {p.planes_done}/{n} planes done"
+        known = (f" with the known kernel {state.kernel_layer!r}"
+                 if state.kernel_layer is not None else "")
+        return f"restoring {what}{colour}{known}: {p.planes_done}/{n} planes done"
 
     def _on_errored(self, run: _Run, exc: BaseException) -> None:
         if run.error is None and not self._closed:
@@ -971,6 +1099,8 @@ class DeblurWidget(Container):
         n, done = state.n_planes, len(state.copied)
         what = f"{done}/{n} planes restored" if n > 1 else (
             "restored" if done else "not restored")
+        if state.kernel_layer is not None:
+            what += f" with the known kernel {state.kernel_layer!r}"
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: {what} in "
             f"{state.progress.elapsed:.1f} s"
@@ -1007,11 +1137,10 @@ class DeblurWidget(Container):
                         state.kernels[index] = 0.0
         elif p is not None and p.stage == "estimate" and p.snapshot is not None:
             self._draw_estimate(state, p)
-        if state.kernels is None and state.kernel is None:
+        known = state.kernel_layer is not None
+        if not known and state.kernels is None and state.kernel is None:
             return  # nothing estimated yet
         meta = self._restore_metadata(run, partial)
-        kernel = state.kernel_data()
-        kmax = float(np.max(kernel)) or 1.0
         specs = {
             "deblurred": (
                 state.display,
@@ -1019,12 +1148,11 @@ class DeblurWidget(Container):
                 {"rgb": state.rgb, "scale": state.scale, "translate": state.translate,
                  **({} if state.rgb else {"colormap": run.colormap})},
             ),
-            "kernel": (
-                kernel,
-                ((0.0, kmax), (0.0, kmax)),
-                dict(state.kernel_style),
-            ),
         }
+        if not known:  # a known kernel has its own layer already: no kernel output
+            kernel = state.kernel_data()
+            kmax = float(np.max(kernel)) or 1.0
+            specs["kernel"] = (kernel, ((0.0, kmax), (0.0, kmax)), dict(state.kernel_style))
         suffix = PARTIAL_SUFFIX if final and partial else ""
         for kind, (data, (limits_range, limits), style) in specs.items():
             base = f"{run.source} {kind}"
@@ -1170,6 +1298,8 @@ class DeblurWidget(Container):
             "device": settings.get("device", run.device),
             "overrides": dict(run.overrides),
             "noise_aware": run.noise_aware,
+            "kernel_source": "estimated",
+            "kernel_layer": None,
             "iterations": int(snap.step),
             "iterations_total": int(snap.total),
             "wall_time": float(snap.elapsed),
@@ -1197,15 +1327,18 @@ class DeblurWidget(Container):
         regions = settings.get("regions")
         if regions is None:
             regions = [rectangle] if not isinstance(region, str) else None
+        known = state.kernel_layer is not None
         return {
             "source": run.source,
             **where,
             "scope": state.scope,
             "mode": state.mode,
             "rgb": state.rgb,
-            "preset": settings.get("preset", run.preset),
+            "kernel_source": "given" if known else "estimated",
+            "kernel_layer": state.kernel_layer,
+            "preset": None if known else settings.get("preset", run.preset),
             "kernel_size": list(run.kernel_size),
-            "seed": run.seed,
+            "seed": None if known else run.seed,
             "device": settings.get("device", run.device),
             "overrides": dict(run.overrides),
             "noise_aware": run.noise_aware,
