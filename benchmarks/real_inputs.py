@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -146,11 +147,14 @@ def study_large(args: argparse.Namespace) -> None:
     from napari_dip_deblur.metrics import kernel_error
     from napari_dip_deblur.restore import deblur_large
 
-    blurry, sharp, kernel = large_test_image(args.side, args.kernel)
+    blurry, sharp, kernel = large_test_image(args.side, args.kernel, seed=args.seed)
+    overrides = {key: ast.literal_eval(value)
+                 for key, value in (item.split("=", 1) for item in args.set)}
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     start = time.perf_counter()
     result = deblur_large(blurry, args.kernel + 4, region="auto", preset="fast", seed=0,
-                          device="cpu", iterations=args.iterations)
+                          device="cpu", iterations=args.iterations,
+                          region_size=args.region_size, **overrides)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     error = kernel_error(result.kernel, kernel)
@@ -178,7 +182,15 @@ def study_large(args: argparse.Namespace) -> None:
     record["psnr_true_kernel"] = _psnr_whole(oracle, sharp)
     record["psnr_true_kernel_central"] = _psnr(oracle, sharp, 32)
     del oracle
-    _save(f"large_{args.side}" + (f"_its{args.iterations}" if args.iterations else ""), record)
+    record["region_size"] = args.region_size
+    record["blind_iterations"] = result.settings.get("iterations")
+    record["blind_channels"] = result.settings.get("channels")
+    record["overrides"] = overrides
+    record["mosaic_seed"] = args.seed
+    name = f"large_{args.side}" + (f"_seed{args.seed}" if args.seed else "")
+    name += f"_its{args.iterations}" if args.iterations else ""
+    name += f"_region{args.region_size}" if args.region_size != 224 else ""
+    _save(name + "".join(f"_{k}{v}" for k, v in overrides.items()), record)
     if args.keep:
         np.save(args.keep / f"large_{args.side}_restored.npy", result.image)
         np.save(args.keep / f"large_{args.side}_kernel.npy", result.kernel)
@@ -290,39 +302,9 @@ def write_report() -> None:
              "Written by `python benchmarks/real_inputs.py --report` from the JSON files in "
              "`benchmarks/results/real-inputs/`; each section names the command, machine and "
              "date of its runs.", ""]
-    for r in _load("large"):
-        estimate = r.get("estimate") or {}
-        lines += [
-            f"## A {r['side']} x {r['side']} image", "",
-            f"`{r['command']}`, {r['date'][:10]}, {r['platform']}, {r['cpu_count']} CPUs "
-            f"({r['torch_threads']} torch threads), torch {r['torch']}, commit "
-            f"{r['git_commit']}{' (dirty)' if r['git_dirty'] else ''}.", "",
-            "scikit-image's bundled photos and textures (camera, astronaut, coffee, chelsea, "
-            "rocket, brick, grass, gravel) as 512 x 512 tiles at native scale, randomly "
-            f"flipped, blurred by a {r['true_kernel']} x {r['true_kernel']} motion kernel "
-            f"(streak length {0.9 * r['true_kernel']:g} px) plus Gaussian noise "
-            f"(std 0.002); `deblur_large(image, {r['kernel_size']}, region='auto', "
-            f"preset='fast')`: the kernel estimated on the auto-chosen crop "
-            f"({r['region']}), the whole image restored by hyper-Laplacian deconvolution.", "",
-            "*Whole*: PSNR (peak 1) over the whole image less a 32 px border, at the best "
-            "integer shift within +-4 px. *Central*: the central 512 x 512 crop, aligned "
-            "to the quarter pixel as the Levin protocol does (a blind kernel may move the "
-            "image by a fraction of a pixel, which the integer search counts as error). "
-            "*True kernel*: the same non-blind step with the true kernel, the ceiling a "
-            "perfect estimate would reach (when present in the record).", "",
-            "| wall time (s) | peak RSS (GB) | of which the two test images (GB) | "
-            "estimated up front | blind iterations | PSNR blurry (whole / central) | "
-            "PSNR restored (whole / central) | PSNR, true kernel (whole / central) | "
-            "kernel NCC |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} | {r['input_arrays_gb']:.2f} | "
-            f"{_estimate_text(estimate)} | {r.get('iterations') or 'preset'} | "
-            f"{r['psnr_blurry']:.2f} / {r['psnr_blurry_central']:.2f} | "
-            f"{r['psnr_restored']:.2f} / {r['psnr_restored_central']:.2f} | "
-            + (f"{r['psnr_true_kernel']:.2f} / {r['psnr_true_kernel_central']:.2f}"
-               if "psnr_true_kernel" in r else "–")
-            + f" | {'–' if r['kernel_ncc'] is None else format(r['kernel_ncc'], '.3f')} |",
-            ""]
+    large = _load("large")
+    if large:
+        lines += _large_section(large)
     suggest = _load("suggest")
     if suggest:
         first = suggest[0]
@@ -377,6 +359,54 @@ def write_report() -> None:
     print(f"wrote {DOCS}")
 
 
+def _large_section(records: list[dict]) -> list[str]:
+    """The large-image study: one description, one row per run (mosaic seed, settings)."""
+    first = records[0]
+    lines = [
+        f"## A {first['side']} x {first['side']} image", "",
+        "scikit-image's bundled photos and textures (camera, astronaut, coffee, chelsea, "
+        "rocket, brick, grass, gravel) as 512 x 512 tiles at native scale, randomly flipped "
+        "(the mosaic's seed also draws the kernel), blurred by a "
+        f"{first['true_kernel']} x {first['true_kernel']} motion kernel (streak length "
+        f"{0.9 * first['true_kernel']:g} px) plus Gaussian noise (std 0.002); "
+        f"`deblur_large(image, {first['kernel_size']}, region='auto', preset='fast', ...)`: "
+        "the kernel estimated on the automatically chosen crop, the whole image restored by "
+        "hyper-Laplacian deconvolution. Blind settings: iterations x generator channels on "
+        "the crop (600 x 32 is what `fast` now runs on a region, "
+        "`restore.REGION_FAST_OVERRIDES`; 300 x 64 is the preset's own).", "",
+        "*Whole*: PSNR (peak 1) over the whole image less a 32 px border, at the best "
+        "integer shift within +-4 px. *Central*: the central 512 x 512 crop, aligned to the "
+        "quarter pixel as the Levin protocol does (a blind kernel may move the image by a "
+        "fraction of a pixel, which the integer search counts as error). *True kernel*: the "
+        "same non-blind step with the true kernel, the ceiling a perfect estimate would "
+        "reach.", "",
+        "| mosaic seed | blind settings | crop | wall time (s) | peak RSS (GB) | estimated up "
+        "front | PSNR blurry (whole / central) | PSNR restored (whole / central) | PSNR, true "
+        "kernel (whole / central) | kernel NCC |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    def key(r: dict) -> tuple:
+        return (r.get("mosaic_seed", 0), r.get("blind_channels") or 0, r.get("region_size", 224))
+
+    for r in sorted(records, key=key):
+        true = (f"{r['psnr_true_kernel']:.2f} / {r['psnr_true_kernel_central']:.2f}"
+                if "psnr_true_kernel" in r else "–")
+        ncc = "–" if r["kernel_ncc"] is None else format(r["kernel_ncc"], ".3f")
+        lines.append(
+            f"| {r.get('mosaic_seed', 0)} | {r.get('blind_iterations')} x "
+            f"{r.get('blind_channels')} | {r['region']} | {r['seconds']:.1f} | "
+            f"{r['peak_rss_gb']:.2f} | {_estimate_text(r.get('estimate') or {})} | "
+            f"{r['psnr_blurry']:.2f} / {r['psnr_blurry_central']:.2f} | "
+            f"{r['psnr_restored']:.2f} / {r['psnr_restored_central']:.2f} | {true} | {ncc} |")
+    lines += ["", "Runs (one process each; the two test images take "
+              f"{first['input_arrays_gb']:.2f} GB of the peak):", ""]
+    for r in sorted(records, key=key):
+        lines.append(f"- `{r['command']}`: {r['date'][:10]}, {r['platform']}, "
+                     f"{r['cpu_count']} CPUs ({r['torch_threads']} torch threads), torch "
+                     f"{r['torch']}, commit {r['git_commit']}"
+                     f"{' (dirty)' if r['git_dirty'] else ''}")
+    return [*lines, ""]
+
+
 def _host_estimate(parts: dict | None) -> dict | None:
     """The up-front estimate's parts and its host total (a CPU run: the arrays plus the
     larger of the blind and non-blind parts, which run one after the other)."""
@@ -397,6 +427,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--side", type=int, default=4096)
     parser.add_argument("--kernel", type=int, default=15, help="true kernel size (large)")
     parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="large: seed of the test mosaic and its motion kernel")
+    parser.add_argument("--region-size", type=int, default=224,
+                        help="large: side of the automatically chosen crop")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="large: a Settings override of the blind run (Python literal), "
+                             "e.g. channels=32; repeatable")
     parser.add_argument("--max-size", type=int, default=41)
     parser.add_argument("--extra", type=int, default=14, help="oversize: pixels added")
     parser.add_argument("--images", nargs="+", default=None)

@@ -570,3 +570,23 @@ def test_colour_photo_blind_run_keeps_the_colour_balance(colour_sample):
     assert result.image.shape == blurry.shape and result.kernel.shape == (9, 9)
     np.testing.assert_allclose(_channel_means(result.image) / _channel_means(blurry), 1.0,
                                atol=0.02)
+
+
+def test_fast_on_a_region_uses_a_narrower_generator_for_longer_unless_told_otherwise():
+    image = blurred_photo(64, 5).blurry
+    small = {"levels": 3, "device": "cpu", "yield_every": 1}
+
+    def first_estimate(**kwargs):
+        run = restore_iter(image, 5, region=(8, 8, 40, 40), **small, **kwargs)
+        progress = next(run)
+        run.close()
+        return progress.snapshot
+
+    tuned = first_estimate(preset="fast")
+    assert (tuned.total, tuned.settings["channels"]) == (600, 32)
+    # Given iterations or channels, or another preset, or no region: the settings as given.
+    assert first_estimate(preset="fast", iterations=7).total == 7
+    assert first_estimate(preset="fast", channels=16).settings["channels"] == 16
+    assert first_estimate(preset="fast", channels=16).total == 300
+    whole = next(restore_iter(image, 5, preset="fast", **small))
+    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (300, 64)
