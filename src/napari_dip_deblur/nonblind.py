@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import real_array
+from ._validation import normalised_kernel, real_array
 
 __all__ = ["DEFAULT_ITERATIONS", "DEFAULT_WEIGHTS", "EDGES", "METHODS", "deconvolve"]
 
@@ -230,22 +230,7 @@ def _check_kernel(kernel: Any, image_shape: tuple[int, ...]) -> np.ndarray:
     if psf.ndim != 2:
         raise ValueError(f"kernel must be a non-empty 2-D array (kh, kw), got shape "
                          f"{psf.shape}")
-    kh, kw = psf.shape
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"kernel must have odd sides so its centre is the middle pixel, got "
-                         f"{kh}x{kw}; pad it with a row or column of zeros on the side away "
-                         f"from its centre")
-    if kh > image_shape[0] or kw > image_shape[1]:
-        raise ValueError(f"kernel ({kh}x{kw}) is larger than the image "
-                         f"({image_shape[0]}x{image_shape[1]})")
-    psf = psf.astype(np.float64)
-    if not np.isfinite(psf).all():
-        raise ValueError("kernel contains NaN or infinite values")
-    total = psf.sum()
-    if not total > 0:
-        raise ValueError(f"kernel must sum to a positive value (it is normalised to 1), got "
-                         f"sum {total}")
-    return psf / total
+    return normalised_kernel(psf, image_shape)
 
 
 def _positive(name: str, value: Any) -> float:

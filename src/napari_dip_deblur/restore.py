@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import memory as _memory
-from ._validation import real_array
+from ._validation import normalised_kernel, real_array
 from .api import (
     MIN_SIDE,
     Snapshot,
@@ -660,26 +660,8 @@ def _check_kernel(kernel: Any, plane_shape: tuple[int, int]) -> np.ndarray:
     array = real_array(kernel, "kernel", finite=False)
     if array.ndim != 2:
         raise ValueError(f"kernel must be a 2-D array (kh, kw), got shape {array.shape}")
-    kh, kw = array.shape
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"kernel must have odd sides so its centre is the middle pixel, got "
-                         f"{kh}x{kw}; pad it with a row or column of zeros on the side away "
-                         f"from its centre")
-    if kh > plane_shape[0] or kw > plane_shape[1]:
-        raise ValueError(f"kernel ({kh}x{kw}) is larger than the image planes "
-                         f"({plane_shape[0]}x{plane_shape[1]})")
-    values = array.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise ValueError("kernel contains NaN or infinite values")
-    if values.min() < 0:
-        raise ValueError(f"kernel has negative values (min {values.min():.3g}): a blur kernel "
-                         f"is non-negative; clip them to 0 if they are noise "
-                         f"(np.clip(kernel, 0, None))")
-    total = values.sum()
-    if not total > 0:
-        raise ValueError(f"kernel must sum to a positive value (it is divided by its sum), "
-                         f"got sum {total}")
-    return (values / total).astype(np.float32)
+    return normalised_kernel(array, plane_shape, image_name="image planes",
+                             non_negative=True).astype(np.float32)
 
 
 def _check_known_kernel_arguments(shape: tuple[int, ...], kernel_size: Any, *, mode: str,
