@@ -242,7 +242,8 @@ def study_oversize(args: argparse.Namespace) -> None:
             size = case.kernel_size + extra
             suffix = "_restore" if args.via == "restore" else ""
             out = RESULTS / f"oversize_{name}_k{size}{suffix}.json"
-            if out.exists():
+            kept = args.keep / f"{out.stem}_kernel.npy" if args.keep else None
+            if out.exists() and (kept is None or kept.exists()):
                 continue
             start = time.perf_counter()
             if args.via == "restore":  # the kernel cleaned and centred before deconvolving
@@ -254,6 +255,9 @@ def study_oversize(args: argparse.Namespace) -> None:
                 result = deblur(case.blurry, size, preset="fast", iterations=args.iterations,
                                 seed=0, device="cpu")
             score = levin_score(np.clip(np.round(result.image), 0, 255), case.sharp)
+            if kept is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                np.save(kept, result.kernel)
             _save(out.stem, {
                 "via": args.via,
                 "study": "oversize", "case": name, "true_size": case.kernel_size,
@@ -462,7 +466,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="noise: expected photons at the brightest sharp pixel")
     parser.add_argument("--fluo-size", type=int, default=128)
     parser.add_argument("--keep", type=Path, default=None,
-                        help="large: a folder to save the restored image and kernel in")
+                        help="large: a folder to save the restored image and kernel in; "
+                             "oversize: the estimated (raw) kernels")
     args = parser.parse_args(argv)
     if args.study == "large":
         study_large(args)

@@ -136,3 +136,34 @@ def test_precision_auto_resolves_per_device():
     assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"
     assert resolve_precision("auto", torch.device("cuda")) == "float32"
     assert resolve_precision("auto", torch.device("cpu")) in ("float32", "bfloat16")
+
+
+def test_phase_kernel_lr_scale_round_trips_and_is_validated():
+    from napari_dip_deblur.engine.schedule import validate_phases
+
+    phase = Phase(0.0, {"mae": 1.0}, kernel_lr_scale=3.0)
+    assert Phase.from_dict(phase.to_dict()) == phase
+    assert phase != Phase(0.0, {"mae": 1.0})
+    assert "kernel_lr_scale" not in Phase(0.0, {"mae": 1.0}).to_dict()
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="kernel_lr_scale must be a finite number > 0"):
+            validate_phases((Phase(0.0, {"mae": 1.0}, kernel_lr_scale=bad),))
+
+
+def test_phase_kernel_lr_scale_changes_only_the_kernel_step():
+    # A tiny scale freezes the kernel (it stays the generator's start) but not the image.
+    from napari_dip_deblur import deblur
+    from napari_dip_deblur.samples import blurred_photo
+
+    tiny = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
+            "final_deconvolution": "none", "iterations": 4, "seed": 0}
+    blurry = blurred_photo(32, 5).blurry
+    frozen = deblur(blurry, 5, phases=[{"start": 0.0, "terms": {"mae": 1.0},
+                                        "kernel_lr_scale": 1e-9}], **tiny)
+    moving = deblur(blurry, 5, phases=[{"start": 0.0, "terms": {"mae": 1.0}}], **tiny)
+    start = deblur(blurry, 5, phases=[{"start": 0.0, "terms": {"mae": 1.0}}],
+                   **{**tiny, "iterations": 1, "kernel_lr": 1e-12})
+    assert frozen.settings["phases"][0]["kernel_lr_scale"] == 1e-9
+    np.testing.assert_allclose(frozen.kernel, start.kernel, atol=1e-7)
+    assert np.abs(moving.kernel - start.kernel).max() > 1e-5
+    assert np.abs(frozen.generator_image - start.generator_image).max() > 1e-3

@@ -9,8 +9,11 @@ from napari_dip_deblur.api import Result
 from napari_dip_deblur.kernel_size import (
     centre_kernel,
     clean_kernel,
+    deconvolution_kernel,
+    fit_kernel,
     kernel_floor,
     kernel_support,
+    needs_cleaning,
     suggest_kernel_size,
 )
 from napari_dip_deblur.samples import blurred_photo, gaussian_kernel, motion_kernel
@@ -187,3 +190,43 @@ def test_suggestion_from_a_real_blind_run_has_the_documented_form():
 def test_suggestion_refuses_bad_input(image, kwargs, message):
     with pytest.raises(ValueError, match=message):
         suggest_kernel_size(image, 9, **kwargs)
+
+
+def test_needs_cleaning_finds_an_oversized_estimate_only():
+    blur = np.ones((9, 9))
+    # A 9 px blur in a 25 px array on a noise floor: oversized.
+    assert needs_cleaning(np.pad(blur, 8) + 3e-4)
+    # The same blur filling its own array, or reaching the border of a larger one: not.
+    assert not needs_cleaning(blur + 3e-4)
+    assert not needs_cleaning(np.roll(np.pad(blur, 8), 8, axis=1) + 3e-4)
+    # 15 of 25 px leaves exactly the default 40 % spare; 17 px does not.
+    assert needs_cleaning(np.pad(np.ones((15, 15)), 5) + 3e-4)
+    assert not needs_cleaning(np.pad(np.ones((17, 17)), 4) + 3e-4)
+    with pytest.raises(ValueError, match="spare must lie in"):
+        needs_cleaning(blur, spare=1.0)
+
+
+def test_deconvolution_kernel_centres_and_cleans_as_asked():
+    box = _box(floor=1e-3)  # off-centre box on a floor, in a 15 x 15 array
+    centred = deconvolution_kernel(box, clean=False)
+    rows, cols = np.indices(centred.shape)
+    assert centred.sum() == pytest.approx(1.0, abs=1e-6)
+    assert (centred * rows).sum() == pytest.approx((centred.shape[0] - 1) / 2, abs=0.5)
+    assert (centred * cols).sum() == pytest.approx((centred.shape[1] - 1) / 2, abs=0.5)
+    assert centred.min() > 0  # the floor stays
+    assert deconvolution_kernel(box, clean=True).min() == 0  # the floor goes
+    auto = deconvolution_kernel(box)  # a 5 x 3 box in 15 x 15 is oversized: cleaned
+    np.testing.assert_array_equal(auto, deconvolution_kernel(box, clean=True))
+    with pytest.raises(ValueError, match="clean must be True, False or 'auto'"):
+        deconvolution_kernel(box, clean="yes")
+
+
+def test_fit_kernel_crops_and_pads_about_the_centre():
+    k = np.zeros((7, 7))
+    k[3, 1:6] = 1.0
+    cropped = fit_kernel(k, (3, 3))
+    np.testing.assert_allclose(cropped, np.pad(np.ones((1, 3)) / 3, ((1, 1), (0, 0))))
+    padded = fit_kernel(k, (9, 11))
+    assert padded.shape == (9, 11) and padded[4, 3:8].sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(fit_kernel(np.pad([[1.0]], ((0, 0), (0, 6))), (3, 3))[1, 1],
+                                  1.0)  # nothing inside: an impulse

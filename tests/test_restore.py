@@ -452,6 +452,7 @@ def test_a_bad_known_kernel_is_refused_with_a_specific_error(oracle, photo_sampl
         ("grey", {"yield_every": 0}, "yield_every"),
         ("grey", {"out": np.zeros((40, 40))}, "out must be a writeable float32"),
         ("grey", {"kernel_size": 4}, "odd"),
+        ("grey", {"clean": "yes"}, "clean must be True, False or 'auto'"),
         ("nan", {}, "NaN"),
         ("rgb", {"channel_axis": -1, "alpha": True}, "with alpha=True"),
         ("rgb5", {"channel_axis": -1}, "holds 5 channels"),

@@ -39,7 +39,11 @@ class Snapshot:
     generator_image : (M, N) ndarray of float32
         The image generator's output; the same as ``image`` except on the final snapshot
         of a run with ``final_deconvolution``, where ``image`` is the non-blind
-        deconvolution of the input with ``kernel``.
+        deconvolution of the input with the estimate made ready by
+        :func:`~napari_dip_deblur.kernel_size.deconvolution_kernel`: centred, so the image
+        stays aligned with the input, and its noise floor removed where it looks oversized
+        (``settings["deconvolution_kernel_cleaned"]``). ``kernel`` is then that kernel
+        cropped to ``kernel_size``.
     loss : float
         Total loss of the last iteration.
     terms : dict[str, float]
@@ -313,10 +317,16 @@ def _snapshots(states, settings: Settings, array: np.ndarray, offset: float, sca
             kernel = state.kernel.numpy().astype(np.float32, copy=True)
             image = generated
             if state.step == total and settings.final_deconvolution != "none":
+                from .kernel_size import deconvolution_kernel, fit_kernel, needs_cleaning
                 from .nonblind import deconvolve
 
-                image = deconvolve(array, kernel, method=settings.final_deconvolution,
+                # Centred so the image stays aligned with the input, cleaned if oversized;
+                # the kernel returned is the one applied, cropped to the size asked for.
+                run_info["deconvolution_kernel_cleaned"] = needs_cleaning(kernel)
+                applied = deconvolution_kernel(kernel)
+                image = deconvolve(array, applied, method=settings.final_deconvolution,
                                    weight=settings.final_deconvolution_weight)
+                kernel = fit_kernel(applied, kernel.shape)
             last = Snapshot(
                 step=state.step,
                 total=total,

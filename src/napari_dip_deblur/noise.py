@@ -58,7 +58,8 @@ def noise_aware_phases(preset: Any = "fast", tv_weight: float = DEFAULT_TV_WEIGH
         raise ValueError(f"tv_weight must be a finite number > 0, got {tv_weight!r}")
     phases = list(settings.phases)
     last = phases[-1]
-    phases[-1] = Phase(last.start, {**dict(last.terms), "tv": float(tv_weight)})
+    phases[-1] = Phase(last.start, {**dict(last.terms), "tv": float(tv_weight)},
+                       last.kernel_lr_scale)
     return tuple(phases)
 
 

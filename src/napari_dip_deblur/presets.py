@@ -245,7 +245,7 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
             overrides[key] = tuple(overrides[key])
     if "phases" in overrides:
         overrides["phases"] = tuple(
-            p if isinstance(p, Phase) else Phase(p["start"], p["terms"])
+            p if isinstance(p, Phase) else Phase.from_dict(p)
             for p in overrides["phases"])
     settings = dataclasses.replace(settings, **overrides)
     _check(settings)

@@ -29,26 +29,41 @@ class Phase:
         Where the phase begins, as a fraction of the run in [0, 1).
     terms : Mapping[str, float]
         Loss term name (a key of ``LOSS_TERMS``) -> weight.
+    kernel_lr_scale : float
+        Multiplies the kernel generator's learning rate during the phase (on top of the
+        step decay); > 0. A larger early rate lets a short run move a big kernel far from
+        its start before a smaller one refines it.
     """
 
     start: float
     terms: Mapping[str, float] = field(default_factory=dict)
+    kernel_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "terms", MappingProxyType(dict(self.terms)))
 
     def __repr__(self) -> str:
-        return f"Phase(start={self.start}, terms={dict(self.terms)})"
+        scale = "" if self.kernel_lr_scale == 1 else f", kernel_lr_scale={self.kernel_lr_scale}"
+        return f"Phase(start={self.start}, terms={dict(self.terms)}{scale})"
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Phase) and self.start == other.start
-                and dict(self.terms) == dict(other.terms))
+                and dict(self.terms) == dict(other.terms)
+                and self.kernel_lr_scale == other.kernel_lr_scale)
 
     def __hash__(self) -> int:
-        return hash((self.start, tuple(sorted(self.terms.items()))))
+        return hash((self.start, tuple(sorted(self.terms.items())), self.kernel_lr_scale))
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "terms": dict(self.terms)}
+        out: dict = {"start": self.start, "terms": dict(self.terms)}
+        if self.kernel_lr_scale != 1:
+            out["kernel_lr_scale"] = self.kernel_lr_scale
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Phase:
+        """The inverse of :meth:`to_dict`."""
+        return cls(data["start"], data["terms"], data.get("kernel_lr_scale", 1.0))
 
 
 def validate_phases(phases: Sequence[Phase]) -> None:
@@ -64,6 +79,10 @@ def validate_phases(phases: Sequence[Phase]) -> None:
     for phase in phases:
         if not phase.terms:
             raise ValueError(f"phase starting at {phase.start} has no loss terms")
+        scale = phase.kernel_lr_scale
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"kernel_lr_scale must be a finite number > 0, got {scale!r} "
+                             f"(phase starting at {phase.start})")
         bad = {k: w for k, w in phase.terms.items() if not math.isfinite(w) or w < 0}
         if bad:
             raise ValueError(f"loss weights must be finite and >= 0, got {bad}")

@@ -194,8 +194,9 @@ def optimise(
         for step in range(total):
             phase = config.phases[phase_index(starts, step)]
             factor = lr_factor(step, total, config.lr_milestones, config.lr_gamma)
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
+            scales = (1.0, phase.kernel_lr_scale)
+            for group, base, scale in zip(optimizer.param_groups, base_lrs, scales, strict=True):
+                group["lr"] = base * factor * scale
 
             optimizer.zero_grad(set_to_none=True)
             perturbation.normal_(generator=perturbation_rng)
