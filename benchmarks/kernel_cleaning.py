@@ -14,8 +14,10 @@ kernel, without running a network (seconds per image):
   :func:`napari_dip_deblur.kernel_size.needs_cleaning` finds the estimate oversized
   (``clean="auto"``: what `deblur` and `restore` do now).
 
-Inputs: result folders of ``benchmarks/levin.py`` (``<case>_seed0_kernel.npy``) and the
-oversize study's kept kernels (``benchmarks/real_inputs.py --study oversize --keep DIR``).
+Inputs: result folders of ``benchmarks/levin.py`` (``<case>_seed0_kernel.npy``) and
+``benchmarks/results/experiments/oversize-kernels``: the raw estimates of the oversize study's
+runs (``benchmarks/real_inputs.py --study oversize``, 4 images at their true size and 14 px
+larger), saved at commit c98caae, before `deblur` returned the prepared kernel.
 
     python benchmarks/kernel_cleaning.py --levin benchmarks/results/cpu-fast \\
         --oversize benchmarks/results/experiments/oversize-kernels \\
