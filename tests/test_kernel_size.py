@@ -207,18 +207,22 @@ def test_needs_cleaning_finds_an_oversized_estimate_only():
 
 
 def test_deconvolution_kernel_centres_and_cleans_as_asked():
-    box = _box(floor=1e-3)  # off-centre box on a floor, in a 15 x 15 array
+    box = _box(y0=2, x0=9, floor=1e-3)  # a box 3 px off-centre on a floor, in 15 x 15
     centred = deconvolution_kernel(box, clean=False)
     rows, cols = np.indices(centred.shape)
     assert centred.sum() == pytest.approx(1.0, abs=1e-6)
     assert (centred * rows).sum() == pytest.approx((centred.shape[0] - 1) / 2, abs=0.5)
     assert (centred * cols).sum() == pytest.approx((centred.shape[1] - 1) / 2, abs=0.5)
-    assert centred.min() > 0  # the floor stays
-    assert deconvolution_kernel(box, clean=True).min() == 0  # the floor goes
+    assert (centred > 0).sum() == 15 * 15  # the floor stays (the padding is zero)
+    assert (deconvolution_kernel(box, clean=True) > 0).sum() == 5 * 3  # the floor goes
     auto = deconvolution_kernel(box)  # a 5 x 3 box in 15 x 15 is oversized: cleaned
     np.testing.assert_array_equal(auto, deconvolution_kernel(box, clean=True))
     with pytest.raises(ValueError, match="clean must be True, False or 'auto'"):
         deconvolution_kernel(box, clean="yes")
+    # Centring grows the 15 px estimate by twice its offset, unless the image is too small.
+    assert centred.shape == (21, 21)
+    fitted = deconvolution_kernel(box, clean=False, max_shape=(16, 40))
+    assert fitted.shape == (15, 21) and fitted.sum() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_fit_kernel_crops_and_pads_about_the_centre():

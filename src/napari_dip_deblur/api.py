@@ -82,7 +82,9 @@ class Result:
         The restored image in the input's intensity range.
     kernel : (kh, kw) ndarray of float32
         The estimated kernel (convolution orientation, non-negative, sums to 1):
-        ``scipy.signal.convolve(image, kernel, mode="same")`` approximates the input.
+        ``scipy.signal.convolve(image, kernel, mode="same")`` approximates the input. With a
+        ``final_deconvolution`` it is the estimate as that step applied it: centred (and
+        cleaned where it looked oversized), cropped to ``kernel_size``.
     history : dict[str, ndarray]
         Per-iteration loss terms (``"loss"`` is the total).
     settings : dict
@@ -322,8 +324,9 @@ def _snapshots(states, settings: Settings, array: np.ndarray, offset: float, sca
 
                 # Centred so the image stays aligned with the input, cleaned if oversized;
                 # the kernel returned is the one applied, cropped to the size asked for.
-                run_info["deconvolution_kernel_cleaned"] = needs_cleaning(kernel)
-                applied = deconvolution_kernel(kernel)
+                cleaned = needs_cleaning(kernel)
+                run_info["deconvolution_kernel_cleaned"] = cleaned
+                applied = deconvolution_kernel(kernel, clean=cleaned, max_shape=array.shape)
                 image = deconvolve(array, applied, method=settings.final_deconvolution,
                                    weight=settings.final_deconvolution_weight)
                 kernel = fit_kernel(applied, kernel.shape)

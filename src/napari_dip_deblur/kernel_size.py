@@ -187,7 +187,8 @@ def needs_cleaning(kernel: Any, *, spare: float = 0.4, mass: float = 0.97) -> bo
             and all(s <= (1 - spare) * n for s, n in zip(support.shape, k.shape, strict=True)))
 
 
-def deconvolution_kernel(kernel: Any, clean: bool | str = "auto") -> np.ndarray:
+def deconvolution_kernel(kernel: Any, clean: bool | str = "auto", *,
+                         max_shape: tuple[int, int] | None = None) -> np.ndarray:
     """A blind estimate made ready for a non-blind deconvolution: cleaned, then centred.
 
     Centring keeps the restored image aligned with the input (an estimate may sit several
@@ -201,6 +202,9 @@ def deconvolution_kernel(kernel: Any, clean: bool | str = "auto") -> np.ndarray:
     clean : bool or "auto"
         Remove the noise floor (:func:`clean_kernel`): always, never, or ``"auto"`` where
         :func:`needs_cleaning` says the estimate is oversized.
+    max_shape : (int, int), optional
+        The image's shape: a centred kernel that would outgrow it is cropped (about its
+        centre) to the largest odd sides that fit.
 
     Returns
     -------
@@ -214,7 +218,13 @@ def deconvolution_kernel(kernel: Any, clean: bool | str = "auto") -> np.ndarray:
     k = _as_kernel(kernel)
     if clean is True or (clean == "auto" and needs_cleaning(k)):
         k = clean_kernel(k)
-    return centre_kernel(k)
+    centred = centre_kernel(k)
+    if max_shape is not None:
+        fits = tuple(min(n, m if m % 2 else m - 1)
+                     for n, m in zip(centred.shape, max_shape, strict=True))
+        if fits != centred.shape:
+            centred = fit_kernel(centred, fits)
+    return centred
 
 
 def fit_kernel(kernel: Any, shape: tuple[int, int]) -> np.ndarray:
