@@ -171,7 +171,8 @@ def needs_cleaning(kernel: Any, *, spare: float = 0.4, mass: float = 0.97) -> bo
         Fraction of each side that must be empty, in (0, 1). The default 0.4 was chosen on
         the kernels of finished runs (``benchmarks/kernel_cleaning.py``): it cleans 1 of 32
         estimates at the Levin sizes (no measurable cost; 0.25 would clean 8 and cost
-        0.13 dB) and the 27 -> 41 and 11 -> 25 px oversized runs (+0.7 and +0.1 dB).
+        0.13 dB) and the 27 -> 41 and 11 -> 25 px oversized runs (+0.7 and +0.1 dB), but
+        not the 15 -> 29 px one (a 12 x 18 px support; cleaning would have gained 1.6 dB).
     mass : float
         Passed to :func:`kernel_support`.
 
