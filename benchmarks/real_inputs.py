@@ -236,11 +236,15 @@ def study_oversize(args: argparse.Namespace) -> None:
     from napari_dip_deblur.metrics import levin_score
 
     cases = {c.name: c for c in load_levin()}
+    overrides = {key: ast.literal_eval(value)
+                 for key, value in (item.split("=", 1) for item in args.set)}
     for name in args.images or ["im2_kernel5", "im1_kernel4"]:
         case = cases[name]
         for extra in (0, args.extra):
             size = case.kernel_size + extra
-            suffix = "_restore" if args.via == "restore" else ""
+            suffix = ("_restore" if args.via == "restore" else "") + (
+                f"_seed{args.seed}" if args.seed else "") + "".join(
+                f"_{k}{v}" for k, v in overrides.items())
             out = RESULTS / f"oversize_{name}_k{size}{suffix}.json"
             if out.exists():
                 continue
@@ -249,15 +253,16 @@ def study_oversize(args: argparse.Namespace) -> None:
                 from napari_dip_deblur.restore import restore
 
                 result = restore(case.blurry, size, preset="fast", iterations=args.iterations,
-                                 seed=0, device="cpu")
+                                 seed=args.seed, device="cpu", **overrides)
             else:
                 result = deblur(case.blurry, size, preset="fast", iterations=args.iterations,
-                                seed=0, device="cpu")
+                                seed=args.seed, device="cpu", **overrides)
             score = levin_score(np.clip(np.round(result.image), 0, 255), case.sharp)
             _save(out.stem, {
                 "via": args.via,
                 "study": "oversize", "case": name, "true_size": case.kernel_size,
-                "kernel_size": size, "psnr": score.psnr, "ssim": score.ssim,
+                "kernel_size": size, "psnr": score.psnr, "ssim": score.ssim, "seed": args.seed,
+                "overrides": overrides,
                 "iterations": (result.settings["iterations"] if args.via == "restore"
                                else result.iterations),
                 "deconvolution_kernel_cleaned": (
@@ -352,16 +357,19 @@ def write_report() -> None:
                   "PSNR after the best shift of up to 5 px). The final deconvolution uses the "
                   "estimate centred, and cleaned of its noise floor where it looks oversized "
                   "(`kernel_size.deconvolution_kernel`; `restore` does the same).", "",
-                  "| case | kernel size | PSNR | SSIM | kernel cleaned | seconds |",
-                  "|---|---|---|---|---|---|"]
+                  "| case | kernel size | seed | settings | PSNR | SSIM | kernel cleaned | "
+                  "seconds |", "|---|---|---|---|---|---|---|---|"]
         gate = {(r["case"], r["kernel_size"]): r["cleaned_by_gate"]
                 for r in (json.loads(REPLAY.read_text())["rows"] if REPLAY.exists() else [])
                 if r["source"] == "oversize"}
-        for r in sorted(oversize, key=lambda r: (r["case"], r["kernel_size"])):
+        for r in sorted(oversize, key=lambda r: (r["case"], r["kernel_size"], r.get("seed", 0),
+                                                 str(r.get("overrides", {})))):
             # Records from before the field existed: the gate's verdict on the same estimate.
             cleaned = r.get("deconvolution_kernel_cleaned",
                             gate.get((r["case"], r["kernel_size"])))
+            changed = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
             lines.append(f"| {r['case']} | {r['kernel_size']} (true {r['true_size']}) | "
+                         f"{r.get('seed', 0)} | {changed or 'fast'} | "
                          f"{r['psnr']:.2f} | {r['ssim']:.3f} | "
                          f"{'-' if cleaned is None else ('yes' if cleaned else 'no')} | "
                          f"{r['seconds']:.0f} |")
@@ -494,12 +502,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kernel", type=int, default=15, help="true kernel size (large)")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0,
-                        help="large: seed of the test mosaic and its motion kernel")
+                        help="large: seed of the test mosaic and its motion kernel; "
+                             "oversize: seed of the blind runs")
     parser.add_argument("--region-size", type=int, default=224,
                         help="large: side of the automatically chosen crop")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="large: a Settings override of the blind run (Python literal), "
-                             "e.g. channels=32; repeatable")
+                        help="large, oversize: a Settings override of the blind run (Python "
+                             "literal), e.g. channels=32; repeatable")
     parser.add_argument("--max-size", type=int, default=41)
     parser.add_argument("--extra", type=int, default=14, help="oversize: pixels added")
     parser.add_argument("--via", choices=["deblur", "restore"], default="deblur",

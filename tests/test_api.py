@@ -147,6 +147,33 @@ def test_presets_are_complete_and_documented():
     assert faithful.lr_milestones == (0.4, 0.6, 0.8) and faithful.channels == 128
 
 
+def test_fast_uses_the_faster_kernel_rate_from_21_px_unless_kernel_lr_is_given():
+    blurry = blurred_photo(48, 5).blurry
+    fast = PRESETS["fast"]
+    assert fast.kernel_lr_for((19, 19)) == 3e-4 and fast.kernel_lr_for((21, 9)) == 1e-3
+    used = {size: deblur(blurry, size, preset="fast", iterations=1, **TINY).settings["kernel_lr"]
+            for size in (19, 21)}
+    assert used == {19: 3e-4, 21: 1e-3}
+    # An explicit kernel_lr is what runs, whatever the size; large_kernel_lr can still be set.
+    assert deblur(blurry, 21, preset="fast", iterations=1, kernel_lr=2e-4,
+                  **TINY).settings["kernel_lr"] == 2e-4
+    assert deblur(blurry, 5, preset="fast", iterations=1, large_kernel_lr=5e-4,
+                  large_kernel_side=5, **TINY).settings["kernel_lr"] == 5e-4
+    # selfdeblur has no such rule.
+    assert PRESETS["selfdeblur"].kernel_lr_for((27, 27)) == 1e-4
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"large_kernel_lr": 0.0}, "large_kernel_lr must be None or > 0"),
+    ({"large_kernel_lr": "fast"}, "large_kernel_lr must be None or > 0"),
+    ({"large_kernel_side": 0}, "large_kernel_side must be an integer >= 1"),
+    ({"large_kernel_side": 2.5}, "large_kernel_side must be an integer >= 1"),
+])
+def test_bad_large_kernel_settings_are_refused(small_blurry, override, message):
+    with pytest.raises(ValueError, match=message):
+        deblur_iter(small_blurry, 5, preset="fast", iterations=1, **override, **TINY)
+
+
 def test_divergence_stops_with_the_last_good_snapshot(small_blurry):
     # A weight that overflows float32 makes the loss infinite from iteration 6 on.
     phases = (Phase(0.0, {"mae": 1.0}), Phase(0.5, {"mae": 1e39}))

@@ -6,6 +6,7 @@ Validation and conversion live here; the optimisation itself is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +284,9 @@ def deblur_iter(
                          f">= {min_input - kernel_shape[0] + 1}); pass levels=<fewer> or a "
                          f"larger image")
 
+    # The kernel's learning rate may depend on its size: the one used is the one recorded.
+    settings = dataclasses.replace(settings, kernel_lr=settings.kernel_lr_for(kernel_shape),
+                                   large_kernel_lr=None)
     offset, scale = intensity_mapping(array)
     # A float64 copy: the caller's array is never touched.
     target = torch.from_numpy((array.astype(np.float64) - offset) / scale).float()[None]

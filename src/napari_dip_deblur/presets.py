@@ -37,6 +37,14 @@ class Settings:
         The loss schedule (see :class:`~napari_dip_deblur.engine.schedule.Phase`).
     image_lr, kernel_lr : float
         Adam learning rates of the image and kernel generators.
+    large_kernel_lr : float or None
+        The kernel generator's rate instead of ``kernel_lr`` when the kernel's larger side
+        is at least ``large_kernel_side`` (None: always ``kernel_lr``). The kernel is a
+        softmax over its pixels, so a larger array moves more slowly at the same rate;
+        ``fast`` needs the faster rate on 21-27 px kernels (docs/presets.md). Dropped when
+        ``kernel_lr`` is overridden without it, so an explicit ``kernel_lr`` is what runs.
+    large_kernel_side : int
+        See ``large_kernel_lr``.
     lr_milestones : tuple of float
         Run fractions at which both learning rates are multiplied by ``lr_gamma``.
     lr_gamma : float
@@ -76,6 +84,8 @@ class Settings:
     iterations: int = 5000
     image_lr: float = 0.01
     kernel_lr: float = 1e-4
+    large_kernel_lr: float | None = None
+    large_kernel_side: int = 21
     lr_milestones: tuple[float, ...] = (0.4, 0.6, 0.8)
     lr_gamma: float = 0.5
     levels: int = 5
@@ -101,6 +111,12 @@ class Settings:
         ``kernel_energy_weight``)."""
         fixed = {"name", "description", "source", "extra"}
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in fixed) + STAGED_KEYS
+
+    def kernel_lr_for(self, kernel_shape: tuple[int, int]) -> float:
+        """The kernel generator's learning rate for a kernel of this shape."""
+        if self.large_kernel_lr is not None and max(kernel_shape) >= self.large_kernel_side:
+            return self.large_kernel_lr
+        return self.kernel_lr
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict of every field."""
@@ -177,6 +193,7 @@ PRESETS: dict[str, Settings] = {
         channels=64,
         non_local_levels=(),
         kernel_lr=3e-4,
+        large_kernel_lr=1e-3,
         final_deconvolution="hyper_laplacian",
     ),
 }
@@ -227,6 +244,8 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
     if unknown:
         raise ValueError(f"unknown override(s) {sorted(unknown)}; "
                          f"accepted: {', '.join(Settings.field_names())}")
+    if "kernel_lr" in overrides and "large_kernel_lr" not in overrides:
+        overrides["large_kernel_lr"] = None  # an explicit kernel_lr is what runs
     staged = {k: overrides.pop(k) for k in STAGED_KEYS if k in overrides}
     if staged:
         if not set(STAGED_KEYS) <= set(settings.extra):
@@ -259,6 +278,13 @@ def _check(s: Settings) -> None:
     for name in ("image_lr", "kernel_lr", "lr_gamma", "input_noise_scale"):
         if not getattr(s, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(s, name)!r}")
+    if s.large_kernel_lr is not None and not (isinstance(s.large_kernel_lr, (int, float))
+                                              and s.large_kernel_lr > 0):
+        raise ValueError(f"large_kernel_lr must be None or > 0, got {s.large_kernel_lr!r}")
+    if isinstance(s.large_kernel_side, bool) or not isinstance(s.large_kernel_side, int) \
+            or s.large_kernel_side < 1:
+        raise ValueError(f"large_kernel_side must be an integer >= 1, "
+                         f"got {s.large_kernel_side!r}")
     if s.reg_noise_std < 0:
         raise ValueError(f"reg_noise_std must be >= 0, got {s.reg_noise_std!r}")
     if not all(0 < m < 1 for m in s.lr_milestones):
