@@ -299,11 +299,7 @@ def study_noise(args: argparse.Namespace) -> None:
                 "psnr_restored": _psnr(result.image / peak, sample.sharp / peak, 8),
                 "psnr_generator": _psnr(result.generator_image / peak, sample.sharp / peak, 8),
                 "mean_ratio": float(result.image.mean() / blurry.mean()),
-                "iterations": (result.settings["iterations"] if args.via == "restore"
-                               else result.iterations),
-                "deconvolution_kernel_cleaned": (
-                    None if args.via == "restore"
-                    else result.settings["deconvolution_kernel_cleaned"]),
+                "iterations": result.iterations,
                 "seconds": time.perf_counter() - start,
                 "command": _command(), **_machine()})
 

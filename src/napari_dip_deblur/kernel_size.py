@@ -19,6 +19,7 @@ __all__ = [
     "KernelSupport",
     "centre_kernel",
     "clean_kernel",
+    "clean_option",
     "deconvolution_kernel",
     "fit_kernel",
     "kernel_floor",
@@ -214,8 +215,7 @@ def deconvolution_kernel(kernel: Any, clean: bool | str = "auto", *,
         (:func:`centre_kernel`). Cropping it back (:func:`fit_kernel`) before deconvolving
         would cut the far tails of an off-centre estimate: -0.3 dB on the Levin set.
     """
-    if clean not in (True, False, "auto"):
-        raise ValueError(f"clean must be True, False or 'auto', got {clean!r}")
+    clean = clean_option(clean)
     k = _as_kernel(kernel)
     if clean is True or (clean == "auto" and needs_cleaning(k)):
         k = clean_kernel(k)
@@ -226,6 +226,15 @@ def deconvolution_kernel(kernel: Any, clean: bool | str = "auto", *,
         if fits != centred.shape:
             centred = fit_kernel(centred, fits)
     return centred
+
+
+def clean_option(clean: Any) -> bool | str:
+    """``clean`` checked: True, False (numpy booleans too) or "auto"; else ValueError."""
+    if isinstance(clean, (bool, np.bool_)):
+        return bool(clean)
+    if isinstance(clean, str) and clean == "auto":
+        return "auto"
+    raise ValueError(f"clean must be True, False or 'auto', got {clean!r}")
 
 
 def fit_kernel(kernel: Any, shape: tuple[int, int]) -> np.ndarray:

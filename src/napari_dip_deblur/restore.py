@@ -42,7 +42,7 @@ from .api import (
     resolve_device,
 )
 from .colour import LUMINANCE_WEIGHTS, colour_layout, luminance
-from .kernel_size import deconvolution_kernel, fit_kernel
+from .kernel_size import clean_option, deconvolution_kernel, fit_kernel
 from .memory import MemoryEstimate, check_memory, estimate_memory
 from .noise import NOISE_AWARE_NONBLIND_WEIGHT, noise_aware_phases
 from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
@@ -655,17 +655,9 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
                 mode=mode, reference=ref, region=region, region_size=int(region_size),
                 settings=settings, seed=int(seed), device=device, yield_every=int(yield_every),
                 method=method, nonblind_options=options,
-                clean=_clean_option(clean) if known is None else False,
+                clean=clean_option(clean) if known is None else False,
                 data_range=data_range, memory=memory,
                 extra_settings=extra)
-
-
-def _clean_option(clean: Any) -> bool | str:
-    if isinstance(clean, (bool, np.bool_)):
-        return bool(clean)
-    if clean == "auto":
-        return "auto"
-    raise ValueError(f"clean must be True, False or 'auto', got {clean!r}")
 
 
 def _check_kernel(kernel: Any, plane_shape: tuple[int, int]) -> np.ndarray:
