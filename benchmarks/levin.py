@@ -147,7 +147,8 @@ def provenance(argv: list[str] | None) -> dict[str, Any]:
     args = sys.argv[1:] if argv is None else argv
     return {
         "command": shlex.join(["python", "benchmarks/levin.py", *args]),
-        "git_commit": _git("rev-parse", "HEAD"),
+        # A copy without git metadata (a lent GPU machine) names its commit in the environment.
+        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("DIP_DEBLUR_SOURCE_COMMIT"),
         "git_dirty": _git_dirty(),
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
