@@ -351,9 +351,11 @@ def write_report() -> None:
         first = oversize[0]
         lines += ["## An oversized kernel", "",
                   f"`{first['command']}`, {first['date'][:10]}, {first['platform']}, commit "
-                  f"{first['git_commit']}: the `fast` preset ({first['iterations']} "
-                  "iterations) with the true kernel size and larger ones (14 px larger, one row "
-                  "6 px) (Levin protocol: "
+                  f"{first['git_commit']}: the `fast` preset (64 channels; the settings column "
+                  "gives each row's overrides and iterations; the rows at 48 channels ran "
+                  "2026-11-26 with `--set channels=48`, then `--seed 1` and `--seed 2`, when "
+                  "that was briefly the preset at 440 iterations) with the true kernel size "
+                  "and larger ones (14 px larger, one row 6 px) (Levin protocol: "
                   "PSNR after the best shift of up to 5 px). The final deconvolution uses the "
                   "estimate centred, and cleaned of its noise floor where it looks oversized "
                   "(`kernel_size.deconvolution_kernel`; `restore` does the same).", "",
@@ -369,7 +371,7 @@ def write_report() -> None:
                             gate.get((r["case"], r["kernel_size"])))
             changed = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
             lines.append(f"| {r['case']} | {r['kernel_size']} (true {r['true_size']}) | "
-                         f"{r.get('seed', 0)} | {changed or 'fast'} | "
+                         f"{r.get('seed', 0)} | {changed or 'fast'}, {r['iterations']} its | "
                          f"{r['psnr']:.2f} | {r['ssim']:.3f} | "
                          f"{'-' if cleaned is None else ('yes' if cleaned else 'no')} | "
                          f"{r['seconds']:.0f} |")

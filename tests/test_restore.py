@@ -588,6 +588,6 @@ def test_fast_on_a_region_uses_a_narrower_generator_for_longer_unless_told_other
     # Given iterations or channels, or another preset, or no region: the settings as given.
     assert first_estimate(preset="fast", iterations=7).total == 7
     assert first_estimate(preset="fast", channels=16).settings["channels"] == 16
-    assert first_estimate(preset="fast", channels=16).total == 440
+    assert first_estimate(preset="fast", channels=16).total == 300
     whole = next(restore_iter(image, 5, preset="fast", **small))
-    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (440, 48)
+    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (300, 64)
