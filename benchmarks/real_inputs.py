@@ -348,17 +348,18 @@ def write_report() -> None:
                   f"support's larger side in {square}).", ""]
     oversize = _load("oversize")
     if oversize:
-        first = oversize[0]
+        runs = sorted({(r["date"][:10], r["git_commit"], r["command"]) for r in oversize})
         lines += ["## An oversized kernel", "",
-                  f"`{first['command']}`, {first['date'][:10]}, {first['platform']}, commit "
-                  f"{first['git_commit']}: the `fast` preset (64 channels; the settings column "
-                  "gives each row's overrides and iterations; the rows at 48 channels ran "
-                  "2026-11-26 with `--set channels=48`, then `--seed 1` and `--seed 2`, when "
-                  "that was briefly the preset at 440 iterations) with the true kernel size "
-                  "and larger ones (14 px larger, one row 6 px) (Levin protocol: "
-                  "PSNR after the best shift of up to 5 px). The final deconvolution uses the "
+                  "The `fast` preset with the true kernel size and larger ones (14 px larger, "
+                  "one row 6 px); Levin protocol: PSNR after the best shift of up to 5 px. "
+                  "Each row's settings give its overrides and the iterations it ran; the "
+                  "commit gives the preset of the day (at `012989c` it was briefly 48 channels "
+                  "and 440 iterations; 64 and 300 otherwise). The final deconvolution uses the "
                   "estimate centred, and cleaned of its noise floor where it looks oversized "
-                  "(`kernel_size.deconvolution_kernel`; `restore` does the same).", "",
+                  "(`kernel_size.deconvolution_kernel`; `restore` does the same). Runs, on "
+                  f"{oversize[0]['platform']}:", "",
+                  *(f"- `{command}`: {date}, commit {commit}" for date, commit, command in runs),
+                  "",
                   "| case | kernel size | seed | settings | PSNR | SSIM | kernel cleaned | "
                   "seconds |", "|---|---|---|---|---|---|---|---|"]
         gate = {(r["case"], r["kernel_size"]): r["cleaned_by_gate"]

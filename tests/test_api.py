@@ -166,6 +166,7 @@ def test_fast_uses_the_faster_kernel_rate_from_21_px_unless_kernel_lr_is_given()
 @pytest.mark.parametrize(("override", "message"), [
     ({"large_kernel_lr": 0.0}, "large_kernel_lr must be None or > 0"),
     ({"large_kernel_lr": "fast"}, "large_kernel_lr must be None or > 0"),
+    ({"large_kernel_lr": True}, "large_kernel_lr must be None or > 0"),
     ({"large_kernel_side": 0}, "large_kernel_side must be an integer >= 1"),
     ({"large_kernel_side": 2.5}, "large_kernel_side must be an integer >= 1"),
 ])

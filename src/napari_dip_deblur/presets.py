@@ -279,8 +279,8 @@ def _check(s: Settings) -> None:
     for name in ("image_lr", "kernel_lr", "lr_gamma", "input_noise_scale"):
         if not getattr(s, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(s, name)!r}")
-    if s.large_kernel_lr is not None and not (isinstance(s.large_kernel_lr, (int, float))
-                                              and s.large_kernel_lr > 0):
+    if s.large_kernel_lr is not None and (isinstance(s.large_kernel_lr, bool) or not (
+            isinstance(s.large_kernel_lr, (int, float)) and s.large_kernel_lr > 0)):
         raise ValueError(f"large_kernel_lr must be None or > 0, got {s.large_kernel_lr!r}")
     if isinstance(s.large_kernel_side, bool) or not isinstance(s.large_kernel_side, int) \
             or s.large_kernel_side < 1:
