@@ -169,6 +169,9 @@ def test_fast_uses_the_faster_kernel_rate_from_21_px_unless_kernel_lr_is_given()
     ({"large_kernel_lr": True}, "large_kernel_lr must be None or > 0"),
     ({"large_kernel_side": 0}, "large_kernel_side must be an integer >= 1"),
     ({"large_kernel_side": 2.5}, "large_kernel_side must be an integer >= 1"),
+    ({"kernel_start_sigma": 0.0}, "kernel_start_sigma must be None or a fraction"),
+    ({"kernel_start_sigma": True}, "kernel_start_sigma must be None or a fraction"),
+    ({"kernel_start_sigma": "wide"}, "kernel_start_sigma must be None or a fraction"),
 ])
 def test_bad_large_kernel_settings_are_refused(small_blurry, override, message):
     with pytest.raises(ValueError, match=message):

@@ -118,6 +118,30 @@ def test_kernel_generator_gives_nonnegative_kernels_that_sum_to_one(shape):
     assert float(kernel.sum()) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_kernel_generator_can_start_from_a_centred_gaussian():
+    z = torch.rand(200) * 0.1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        flat = KernelGenerator((15, 9))(z).detach()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        centred = KernelGenerator((15, 9), start_sigma=0.2)(z).detach()
+    assert float(flat.max() / flat.min()) < 1.2  # SelfDeblur's start: nearly flat
+    assert float(centred.sum()) == pytest.approx(1.0, abs=1e-6)
+    # Centred, and the corners at exp(-((7/3)^2 + (4/1.8)^2) / 2) ~ 0.0056 of the centre.
+    rows, cols = torch.meshgrid(torch.arange(15.0), torch.arange(9.0), indexing="ij")
+    assert float((centred * rows).sum()) == pytest.approx(7.0, abs=0.1)
+    assert float((centred * cols).sum()) == pytest.approx(4.0, abs=0.1)
+    assert 0.003 < float(centred[0, 0] / centred[7, 4]) < 0.009
+    # Only the starting point moves: the same weights, the last bias offset by the log of
+    # the Gaussian (the softmax's normaliser aside).
+    offset = torch.log(centred / flat)
+    y = (torch.arange(15) - 7) / (0.2 * 15)
+    x = (torch.arange(9) - 4) / (0.2 * 9)
+    expected = -(y[:, None] ** 2 + x[None, :] ** 2) / 2
+    assert torch.allclose(offset - offset[7, 4], expected, atol=1e-4)
+
+
 def test_schedule_phases_and_learning_rate_steps_follow_selfdeblur():
     phases = (Phase(0.0, {"mse": 1.0}), Phase(0.2, {"ssim": 1.0}))
     starts = phase_starts(phases, 5000)

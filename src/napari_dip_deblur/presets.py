@@ -62,6 +62,11 @@ class Settings:
         Std of the Gaussian perturbation added to the image input at every iteration.
     kernel_input, kernel_hidden : int
         Kernel generator input and hidden sizes.
+    kernel_start_sigma : float or None
+        Start the kernel generator from a centred Gaussian whose standard deviation is this
+        fraction of the kernel's size (None: from a flat kernel, as SelfDeblur does). A
+        centred start keeps an oversized kernel from settling on a spread-out or shifted
+        solution (docs/presets.md). An ``initial_kernel`` given to the run replaces it.
     blur : {'auto', 'direct', 'fft'}
         Forward-model implementation ('auto' picks the faster for the kernel and device).
     precision : {'float32', 'bfloat16', 'auto'}
@@ -98,6 +103,7 @@ class Settings:
     reg_noise_std: float = 0.001
     kernel_input: int = 200
     kernel_hidden: int = 1000
+    kernel_start_sigma: float | None = None
     blur: str = "auto"
     precision: str = "float32"
     final_deconvolution: str = "none"
@@ -286,6 +292,10 @@ def _check(s: Settings) -> None:
             or s.large_kernel_side < 1:
         raise ValueError(f"large_kernel_side must be an integer >= 1, "
                          f"got {s.large_kernel_side!r}")
+    if s.kernel_start_sigma is not None and (isinstance(s.kernel_start_sigma, bool) or not (
+            isinstance(s.kernel_start_sigma, (int, float)) and 0 < s.kernel_start_sigma < 10)):
+        raise ValueError(f"kernel_start_sigma must be None or a fraction of the kernel size in "
+                         f"(0, 10), got {s.kernel_start_sigma!r}")
     if s.reg_noise_std < 0:
         raise ValueError(f"reg_noise_std must be >= 0, got {s.reg_noise_std!r}")
     if not all(0 < m < 1 for m in s.lr_milestones):

@@ -175,11 +175,15 @@ def _per_level(value: int | Sequence[int], levels: int, name: str) -> list[int]:
 class KernelGenerator(nn.Module):
     """The kernel generator: fixed noise -> Linear -> ReLU6 -> Linear -> softmax -> (kh, kw).
 
-    The softmax makes the kernel non-negative and sum to 1 by construction.
+    The softmax makes the kernel non-negative and sum to 1 by construction. With
+    ``start_sigma`` the last layer's bias is offset by the logarithm of a centred Gaussian
+    whose standard deviation is ``start_sigma`` times the kernel's height and width, so the
+    first kernel is that Gaussian instead of flat; the network is otherwise unchanged and
+    the bias is trained like any other weight.
     """
 
     def __init__(self, kernel_shape: tuple[int, int], in_features: int = 200,
-                 hidden: int = 1000) -> None:
+                 hidden: int = 1000, start_sigma: float | None = None) -> None:
         super().__init__()
         self.kernel_shape = tuple(kernel_shape)
         kh, kw = self.kernel_shape
@@ -187,6 +191,11 @@ class KernelGenerator(nn.Module):
             nn.Linear(in_features, hidden), nn.ReLU6(), nn.Linear(hidden, kh * kw),
             nn.Softmax(dim=-1),
         )
+        if start_sigma is not None:
+            y = (torch.arange(kh) - (kh - 1) / 2) / (start_sigma * kh)
+            x = (torch.arange(kw) - (kw - 1) / 2) / (start_sigma * kw)
+            with torch.no_grad():
+                self.net[2].bias.add_(-(y[:, None] ** 2 + x[None, :] ** 2).reshape(-1) / 2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).reshape(self.kernel_shape)

@@ -42,6 +42,7 @@ class EngineConfig:
     reg_noise_std: float
     kernel_input: int
     kernel_hidden: int
+    kernel_start_sigma: float | None
     blur: str
     precision: str
 
@@ -108,7 +109,8 @@ def build_generators(config: EngineConfig, out_channels: int,
             skip_channels=config.skip_channels, upsample=config.upsample,
             non_local_levels=config.non_local_levels,
         )
-        kernel_net = KernelGenerator(kernel_shape, config.kernel_input, config.kernel_hidden)
+        kernel_net = KernelGenerator(kernel_shape, config.kernel_input, config.kernel_hidden,
+                                     start_sigma=config.kernel_start_sigma)
     return image_net, kernel_net
 
 
