@@ -240,7 +240,7 @@ def study_oversize(args: argparse.Namespace) -> None:
                  for key, value in (item.split("=", 1) for item in args.set)}
     for name in args.images or ["im2_kernel5", "im1_kernel4"]:
         case = cases[name]
-        for extra in (0, args.extra):
+        for extra in (args.extra,) if args.oversized_only else (0, args.extra):
             size = case.kernel_size + extra
             suffix = ("_restore" if args.via == "restore" else "") + (
                 f"_seed{args.seed}" if args.seed else "") + "".join(
@@ -514,6 +514,8 @@ def main(argv: list[str] | None = None) -> None:
                              "literal), e.g. channels=32; repeatable")
     parser.add_argument("--max-size", type=int, default=41)
     parser.add_argument("--extra", type=int, default=14, help="oversize: pixels added")
+    parser.add_argument("--oversized-only", action="store_true",
+                        help="oversize: skip the run at the true size")
     parser.add_argument("--via", choices=["deblur", "restore"], default="deblur",
                         help="oversize: deblur (raw kernel) or restore (cleaned kernel)")
     parser.add_argument("--images", nargs="+", default=None)
