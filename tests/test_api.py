@@ -173,7 +173,7 @@ def test_fast_uses_the_faster_kernel_rate_from_21_px_unless_kernel_lr_is_given()
     ({"kernel_start_sigma": True}, "kernel_start_sigma must be None or a fraction"),
     ({"kernel_start_sigma": "wide"}, "kernel_start_sigma must be None or a fraction"),
 ])
-def test_bad_large_kernel_settings_are_refused(small_blurry, override, message):
+def test_bad_kernel_generator_settings_are_refused(small_blurry, override, message):
     with pytest.raises(ValueError, match=message):
         deblur_iter(small_blurry, 5, preset="fast", iterations=1, **override, **TINY)
 

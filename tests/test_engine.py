@@ -119,7 +119,7 @@ def test_kernel_generator_gives_nonnegative_kernels_that_sum_to_one(shape):
 
 
 def test_kernel_generator_can_start_from_a_centred_gaussian():
-    z = torch.rand(200) * 0.1
+    z = torch.rand(200, generator=torch.Generator().manual_seed(1)) * 0.1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         flat = KernelGenerator((15, 9))(z).detach()
@@ -140,6 +140,11 @@ def test_kernel_generator_can_start_from_a_centred_gaussian():
     x = (torch.arange(9) - 4) / (0.2 * 9)
     expected = -(y[:, None] ** 2 + x[None, :] ** 2) / 2
     assert torch.allclose(offset - offset[7, 4], expected, atol=1e-4)
+    # An initial kernel replaces the centred start.
+    given = torch.rand(15, 9, generator=torch.Generator().manual_seed(2)) + 0.1
+    net = KernelGenerator((15, 9), start_sigma=0.2)
+    net.start_from(given)
+    assert torch.allclose(net(z).detach(), given / given.sum(), atol=1e-6)
 
 
 def test_schedule_phases_and_learning_rate_steps_follow_selfdeblur():
