@@ -66,9 +66,10 @@ class Settings:
         Start the kernel generator from a centred Gaussian whose standard deviation is this
         fraction of the kernel's size (None: from a flat kernel, as SelfDeblur does). With
         a kernel size far above the blur's, 0.5 rescued ``fast``'s worst oversized case
-        (+2 to +5.6 dB over three seeds) but cost up to 1.2 dB on two others, and about
-        1 dB on the Levin set in a 48-channel test, so no preset uses it
-        (docs/presets.md). An ``initial_kernel`` given to the run replaces it.
+        (+2 to +5.6 dB over three seeds) but cost up to 1.2 dB on two others, 2.3 dB on
+        one Levin image's eight blurs at the true size, and about 1 dB on the whole Levin
+        set in a 48-channel test, so no preset uses it (docs/presets.md). An
+        ``initial_kernel`` given to the run replaces it.
     blur : {'auto', 'direct', 'fft'}
         Forward-model implementation ('auto' picks the faster for the kernel and device).
     precision : {'float32', 'bfloat16', 'auto'}
