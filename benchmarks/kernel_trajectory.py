@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import ast
-import datetime
 import json
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from napari_dip_deblur import deblur_iter
 from napari_dip_deblur.levin import load_levin
 from napari_dip_deblur.metrics import levin_score
+from real_inputs import _command, _machine  # the same provenance fields as its records
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "experiments" / "kernel-trajectories.jsonl"
 
@@ -75,16 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(row, flush=True)
     true = case.kernel / case.kernel.sum()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
     record = {"case": args.image, "kernel_size": size, "true_kernel_size": case.kernel.shape[0],
               "true_support95": support(true), "true_extent": extent(true),
               "seed": args.seed, "preset": args.preset, "overrides": overrides, "rows": rows,
               "seconds": round(time.perf_counter() - start, 1),
-              "command": "python benchmarks/kernel_trajectory.py " + " ".join(sys.argv[1:]),
-              "git_commit": commit, "torch_version": torch.__version__,
-              "machine": platform.machine(), "date": datetime.datetime.now(
-                  datetime.timezone.utc).isoformat(timespec="seconds")}
+              "command": _command("benchmarks/kernel_trajectory.py"), **_machine()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as f:
         f.write(json.dumps(record) + "\n")

@@ -307,9 +307,8 @@ def study_noise(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- report
 
 
-def _command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in ["benchmarks/real_inputs.py",
-                                                          *sys.argv[1:]])
+def _command(script: str = "benchmarks/real_inputs.py") -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [script, *sys.argv[1:]])
 
 
 def _load(prefix: str) -> list[dict]:

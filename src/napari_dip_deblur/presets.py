@@ -281,6 +281,11 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
     return settings
 
 
+def _is_number(value: Any) -> bool:
+    """An int or float, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check(s: Settings) -> None:
     if isinstance(s.iterations, bool) or not isinstance(s.iterations, int) or s.iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {s.iterations!r}")
@@ -288,15 +293,15 @@ def _check(s: Settings) -> None:
     for name in ("image_lr", "kernel_lr", "lr_gamma", "input_noise_scale"):
         if not getattr(s, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(s, name)!r}")
-    if s.large_kernel_lr is not None and (isinstance(s.large_kernel_lr, bool) or not (
-            isinstance(s.large_kernel_lr, (int, float)) and s.large_kernel_lr > 0)):
+    if s.large_kernel_lr is not None and not (_is_number(s.large_kernel_lr)
+                                              and s.large_kernel_lr > 0):
         raise ValueError(f"large_kernel_lr must be None or > 0, got {s.large_kernel_lr!r}")
     if isinstance(s.large_kernel_side, bool) or not isinstance(s.large_kernel_side, int) \
             or s.large_kernel_side < 1:
         raise ValueError(f"large_kernel_side must be an integer >= 1, "
                          f"got {s.large_kernel_side!r}")
-    if s.kernel_start_sigma is not None and (isinstance(s.kernel_start_sigma, bool) or not (
-            isinstance(s.kernel_start_sigma, (int, float)) and 0 < s.kernel_start_sigma < 10)):
+    if s.kernel_start_sigma is not None and not (_is_number(s.kernel_start_sigma)
+                                                 and 0 < s.kernel_start_sigma < 10):
         raise ValueError(f"kernel_start_sigma must be None or a fraction of the kernel size in "
                          f"(0, 10), got {s.kernel_start_sigma!r}")
     if s.reg_noise_std < 0:
