@@ -230,6 +230,10 @@ def _true_support(kernel: np.ndarray) -> tuple[int, int]:
 # --------------------------------------------------------------------------- oversize
 
 
+# What the fit check (Settings.retry_mae_ratio) measured and chose, where it ran.
+_FIT_CHECK_KEYS = ("noise_level", "fit_ratio", "attempt_fit_ratios", "kept_attempt")
+
+
 def study_oversize(args: argparse.Namespace) -> None:
     from napari_dip_deblur import deblur
     from napari_dip_deblur.levin import load_levin
@@ -268,6 +272,8 @@ def study_oversize(args: argparse.Namespace) -> None:
                 "deconvolution_kernel_cleaned": (
                     None if args.via == "restore"
                     else result.settings["deconvolution_kernel_cleaned"]),
+                **{key: result.settings[key] for key in _FIT_CHECK_KEYS
+                   if key in result.settings},
                 "seconds": time.perf_counter() - start,
                 "command": _command(), **_machine()})
 

@@ -16,6 +16,7 @@ from scipy import signal
 from skimage import data, transform
 
 import napari_dip_deblur.restore as restore_module
+from napari_dip_deblur import PRESETS
 from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.colour import luminance
 from napari_dip_deblur.noise import NOISE_AWARE_NONBLIND_WEIGHT
@@ -588,6 +589,9 @@ def test_fast_on_a_region_uses_a_narrower_generator_for_longer_unless_told_other
     # Given iterations or channels, or another preset, or no region: the settings as given.
     assert first_estimate(preset="fast", iterations=7).total == 7
     assert first_estimate(preset="fast", channels=16).settings["channels"] == 16
-    assert first_estimate(preset="fast", channels=16).total == 300
+    fast = PRESETS["fast"]
+    assert first_estimate(preset="fast", channels=16).total == fast.iterations
     whole = next(restore_iter(image, 5, preset="fast", **small))
-    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (300, 64)
+    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (fast.iterations,
+                                                                          fast.channels)
+    assert (fast.iterations, fast.channels) != (600, 32)  # so the region's settings differ
