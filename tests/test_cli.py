@@ -312,3 +312,17 @@ def test_blind_only_options_with_a_kernel_file_are_refused(blurry_png, tmp_path,
         main([str(blurry_png), "--kernel", str(path), "-o", str(tmp_path / "x.png"), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_summary_says_when_the_fit_check_ran_a_second_attempt():
+    from napari_dip_deblur.cli import _describe
+    from napari_dip_deblur.restore import restore
+
+    blurry = blurred_photo(40, 5).blurry
+    layout = {"colour": False, "stack_shape": ()}
+    tiny = {"iterations": 3, "channels": 8, "levels": 3, "device": "cpu"}
+    retried = restore(blurry, 5, retry_mae_ratio=1e-6, **tiny)  # a threshold no fit meets
+    assert retried.settings["kept_attempt"] in (1, 2)
+    assert "the first fit failed the fit check; kept the " in _describe(retried, layout)
+    once = restore(blurry, 5, **tiny)
+    assert "fit check" not in _describe(once, layout)

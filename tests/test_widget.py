@@ -240,6 +240,24 @@ def test_run_adds_then_updates_layers_and_records_everything(viewer_widget, blur
     assert cells.data.tobytes() == before
 
 
+def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    widget.extra_overrides = {**FAST, "retry_mae_ratio": 1e-6}  # no fit meets it
+    widget._iterations.value = 3
+    statuses = []
+    widget.run()
+    # Connected after the widget's own handler, so it reads the status that one set.
+    widget.worker.yielded.connect(lambda _: statuses.append(widget._status.value))
+    _wait_idle(widget, qtbot)
+    assert any("second attempt, from a centred kernel" in text for text in statuses), statuses
+    assert "done: 6/6 iterations" in widget._status.value
+    assert "the first fit failed the fit check; kept the " in widget._status.value
+    meta = viewer.layers["cells deblurred"].metadata
+    assert meta["iterations"] == meta["iterations_total"] == 6
+    assert meta["settings"]["kept_attempt"] in (1, 2)
+
+
 def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, qtbot):
     viewer, widget = viewer_widget
     cells = viewer.add_image(blurry, name="cells")

@@ -216,6 +216,18 @@ def _advanced_defaults(settings: Any, staged: Any) -> dict[str, float]:
     return out
 
 
+def _attempt_note(snap: Any) -> str:
+    """What the status line says while and after the fit check's second attempt runs."""
+    kept = snap.settings.get("kept_attempt")
+    if kept is not None and snap.done:
+        return (" (the first fit failed the fit check; kept "
+                + ("the second attempt, from a centred kernel)" if kept == 2
+                   else "the first, which fit better)"))
+    if snap.settings.get("attempt") == 2:
+        return " (second attempt, from a centred kernel: the first fit failed the fit check)"
+    return ""
+
+
 @dataclass
 class _Run:
     """State of one run, kept on the main thread."""
@@ -1004,7 +1016,8 @@ class DeblurWidget(Container):
                 self._worker.quit()
             return
         if not run.cancelled:
-            self._status.value = f"iteration {snap.step}/{snap.total}, loss {snap.loss:.4g}"
+            self._status.value = (f"iteration {snap.step}/{snap.total}, loss {snap.loss:.4g}"
+                                  + _attempt_note(snap))
         self._move_progress_bar(run, snap.step, snap.total)
 
     def _on_progress(self, run: _Run, item: Any) -> None:
@@ -1043,7 +1056,7 @@ class DeblurWidget(Container):
             snap = p.snapshot
             where = f" on plane {p.plane + 1}/{n}" if p.plane is not None and n > 1 else ""
             return (f"estimating the kernel{where}: iteration {snap.step}/{snap.total}, "
-                    f"loss {snap.loss:.4g}")
+                    f"loss {snap.loss:.4g}{_attempt_note(snap)}")
         what = f"plane {p.plane + 1}/{n}" if n > 1 else "the image"
         colour = " (colour channels)" if state.rgb else ""
         known = (f" with the known kernel {state.kernel_layer!r}"
@@ -1084,7 +1097,7 @@ class DeblurWidget(Container):
         cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: "
-            f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s"
+            f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s{_attempt_note(snap)}"
         )
 
     def _finish_restore(self, run: _Run) -> None:

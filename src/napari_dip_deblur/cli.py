@@ -477,6 +477,11 @@ def _describe(result: Any, layout: dict[str, Any]) -> str:
     elif regions:
         parts.append(f"kernels estimated on regions of {regions[0].height}x"
                      f"{regions[0].width}")
+    kept = result.settings.get("kept_attempt")
+    if kept is not None:  # the fit check ran a second attempt (Settings.retry_mae_ratio)
+        parts.append("the first fit failed the fit check; kept "
+                     + ("the second attempt, from a centred kernel" if kept == 2
+                        else "the first attempt, which fit better than the second"))
     device = result.settings.get("device", "?")
     parts.append(f"{result.wall_time:.1f} s on {device}")
     return ", ".join(parts)
