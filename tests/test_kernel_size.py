@@ -5,8 +5,10 @@ import pytest
 from scipy import ndimage
 
 import napari_dip_deblur.api as api
+from napari_dip_deblur import PRESETS
 from napari_dip_deblur.api import Result
 from napari_dip_deblur.kernel_size import (
+    SUGGEST_FAST_OVERRIDES,
     centre_kernel,
     clean_kernel,
     deconvolution_kernel,
@@ -146,7 +148,8 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
     assert suggestion.size == (7, 5)
     assert suggestion.max_size == (21, 21) and suggestion.reliable
     assert suggestion.region is None
-    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7}
+    # "auto" is `fast` on the CPU, whose suggestion runs keep the measured 64 channels.
+    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64}
     np.testing.assert_array_equal(calls[0][0], image)
     # A blur reaching the border is flagged, and the suggestion never exceeds max_size.
     monkeypatch.setattr(api, "deblur", _fake_deblur(_box((21, 21), 0, 0, 21, 19), []))
@@ -177,6 +180,21 @@ def test_suggestion_from_a_real_blind_run_has_the_documented_form():
     h, w = suggestion.size
     assert h % 2 == 1 and w % 2 == 1 and 3 <= h <= 11 and 3 <= w <= 11
     assert suggestion.result.iterations == 20
+    assert suggestion.result.settings["channels"] == TINY["channels"]  # given: kept
+
+
+def test_a_fast_suggestion_runs_the_generator_it_was_measured_with():
+    image = blurred_photo(40, 5).blurry
+    small = {"levels": 3, "device": "cpu", "final_deconvolution": "none"}
+    fast = suggest_kernel_size(image, 7, preset="fast", iterations=2, **small)
+    assert fast.result.settings["channels"] == SUGGEST_FAST_OVERRIDES["channels"] == 64
+    assert fast.result.iterations == 2
+    default = suggest_kernel_size(image, 7, preset="fast", iterations=None, channels=8, **small)
+    assert default.result.iterations == SUGGEST_FAST_OVERRIDES["iterations"]
+    assert default.result.settings["channels"] == 8
+    other = suggest_kernel_size(image, 7, preset="mae", iterations=2, non_local_levels=(),
+                                **small)
+    assert other.result.settings["channels"] == PRESETS["mae"].channels
 
 
 @pytest.mark.parametrize(

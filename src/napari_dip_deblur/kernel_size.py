@@ -32,6 +32,12 @@ __all__ = [
 #: and of the Levin set are at most 27 px; microscope PSFs are usually smaller).
 DEFAULT_MAX_SIZE = 41
 
+#: What a suggestion run with the ``fast`` preset uses unless told otherwise: ``fast`` as it
+#: was when the suggestion was measured (docs/benchmarks/real-inputs.md). Its 48-channel
+#: generator of 2026-11-26 collapses more often on an oversized kernel, which a suggestion
+#: run always has, and its fit check would double the run (docs/presets.md).
+SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300}
+
 
 @dataclass(frozen=True)
 class KernelSupport:
@@ -392,7 +398,9 @@ def suggest_kernel_size(
         Side of the automatic crop.
     **deblur_kwargs
         Passed to :func:`napari_dip_deblur.deblur` (``preset``, ``iterations``, ``seed``,
-        ``device``, overrides). A few hundred iterations are enough for the support.
+        ``device``, overrides). A few hundred iterations are enough for the support. With
+        the ``fast`` preset, :data:`SUGGEST_FAST_OVERRIDES` fill ``channels`` and
+        ``iterations`` where they are not given.
 
     Returns
     -------
@@ -426,6 +434,10 @@ def suggest_kernel_size(
         side = _odd_at_least(min(crop.shape) // 3)
         side = side if side <= min(crop.shape) else side - 2
         max_size = min(DEFAULT_MAX_SIZE, side)
+    if _resolved_preset(deblur_kwargs) == "fast":
+        given = {k: v for k, v in deblur_kwargs.items()
+                 if v is not None or k not in SUGGEST_FAST_OVERRIDES}
+        deblur_kwargs = {**SUGGEST_FAST_OVERRIDES, **given}
     result = deblur(crop, max_size, **deblur_kwargs)
     support = kernel_support(result.kernel, mass)
     kh, kw = result.kernel.shape
@@ -433,3 +445,14 @@ def suggest_kernel_size(
             min(_odd_at_least(support.shape[1] + margin), kw))
     return KernelSizeSuggestion(size=size, support=support, max_size=(kh, kw),
                                 kernel=result.kernel, result=result, region=chosen)
+
+
+def _resolved_preset(deblur_kwargs: dict[str, Any]) -> Any:
+    """The preset a ``deblur`` call with these keywords runs ("auto" resolved)."""
+    from .api import resolve_device
+    from .presets import DEFAULT_PRESET, recommended_preset
+
+    preset = deblur_kwargs.get("preset", DEFAULT_PRESET)
+    if isinstance(preset, str) and preset == "auto":
+        return recommended_preset(resolve_device(deblur_kwargs.get("device", "auto")).type)
+    return preset
