@@ -187,6 +187,8 @@ def study_large(args: argparse.Namespace) -> None:
     record["blind_channels"] = result.settings.get("channels")
     record["overrides"] = overrides
     record["mosaic_seed"] = args.seed
+    record.update({key: result.settings[key] for key in _FIT_CHECK_KEYS
+                   if key in result.settings})
     name = f"large_{args.side}" + (f"_seed{args.seed}" if args.seed else "")
     name += f"_its{args.iterations}" if args.iterations else ""
     name += f"_region{args.region_size}" if args.region_size != 224 else ""

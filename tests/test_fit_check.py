@@ -67,6 +67,8 @@ def test_a_failed_fit_is_run_again_from_a_centred_kernel_and_the_better_fit_kept
     kept = final.settings["kept_attempt"]
     assert kept == 1 + int(ratios[1] < ratios[0]) and final.settings["attempt"] == kept
     assert final.settings["fit_ratio"] == min(ratios)
+    during = snapshots[3].settings  # the second attempt under way: only the first's ratio
+    assert during["attempt_fit_ratios"] == ratios[:1] and "fit_ratio" not in during
     # The result is the kept attempt's last state, with that attempt's history.
     same_as_first = np.array_equal(final.image, first_end.image)
     assert same_as_first == (kept == 1)

@@ -62,9 +62,10 @@ class Snapshot:
     settings : dict
         Everything the run used: the preset's fields, kernel_size, seed, device, iterations;
         ``attempt`` (1, or 2 for the attempt from a centred kernel); where the last phase
-        has an ``mae`` term, from the last step on, ``noise_level`` (of the input, on the
-        engine's [0, 1] scale) and ``fit_ratio`` (:func:`fit_ratio`), and after two
-        attempts ``attempt_fit_ratios`` and ``kept_attempt``.
+        has an ``mae`` term, from the first attempt's end on, ``noise_level`` (of the
+        input, on the engine's [0, 1] scale), then ``fit_ratio`` (:func:`fit_ratio`) on
+        the last snapshot of an attempt and ``attempt_fit_ratios`` (one per attempt that
+        has ended) during and after a second attempt, which ends with ``kept_attempt``.
     """
 
     step: int
@@ -373,13 +374,14 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
     yield _Progress(first, n, 2 * n, first.elapsed, False, 1, fit)
     retry = dataclasses.replace(config, kernel_start_sigma=settings.retry_kernel_start_sigma)
     second: EngineState | None = None
+    during = {"noise_level": noise_level, "attempt_fit_ratios": [ratio]}
     states = optimise(target, kernel_shape, retry, seed=seed, device=device,
                       yield_every=yield_every)
     try:
         for state in states:
             if state.step < n:
                 yield _Progress(state, n + state.step, 2 * n, first.elapsed + state.elapsed,
-                                False, 2, fit)
+                                False, 2, during)
             else:
                 second = state
     except DivergedError:
