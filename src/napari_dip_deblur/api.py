@@ -17,7 +17,7 @@ import torch
 from ._validation import real_array
 from .engine.solver import DivergedError, EngineConfig, EngineState, optimise
 from .noise import NOISE_LEVEL_FLOOR, estimate_noise_level
-from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
+from .presets import DEFAULT_PRESET, Settings, preset_for_device, resolve_settings
 
 __all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
            "deblur_iter"]
@@ -276,9 +276,8 @@ def deblur_iter(
     start_kernel = None if initial_kernel is None else _check_initial_kernel(initial_kernel,
                                                                               kernel_shape)
     torch_device = resolve_device(device)
-    if isinstance(preset, str) and preset == "auto":
-        preset = recommended_preset(torch_device.type)
-    settings = resolve_settings(preset, iterations, **overrides)
+    settings = resolve_settings(preset_for_device(preset, torch_device.type), iterations,
+                                **overrides)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
@@ -360,12 +359,11 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
     finally:
         states.close()
     assert first is not None  # the engine always yields its last step
-    fit: dict[str, Any] = {"noise_level": noise_level}
     if not checks:
         yield _Progress(first, n, n, first.elapsed, True, 1, {})
         return
     ratio = fit_ratio(first.terms["mae"], noise_level)
-    fit["fit_ratio"] = ratio
+    fit: dict[str, Any] = {"noise_level": noise_level, "fit_ratio": ratio}
     if not may_retry or ratio <= settings.retry_mae_ratio:
         yield _Progress(first, n, n, first.elapsed, True, 1, fit)
         return

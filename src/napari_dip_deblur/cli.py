@@ -412,10 +412,9 @@ def _run_plain(image: np.ndarray, kernel_size: Any, args: argparse.Namespace):
     if args.noise_aware is not None:
         from .api import resolve_device
         from .noise import noise_aware_overrides
-        from .presets import recommended_preset
+        from .presets import preset_for_device
 
-        if preset == "auto":
-            preset = recommended_preset(resolve_device(args.device).type)
+        preset = preset_for_device(preset, resolve_device(args.device).type)
         overrides = noise_aware_overrides(preset, args.noise_aware)
     return _run_with_progress(image, kernel_size, args.quiet, preset=preset,
                               iterations=args.iterations, seed=args.seed,

@@ -434,7 +434,12 @@ def suggest_kernel_size(
         side = _odd_at_least(min(crop.shape) // 3)
         side = side if side <= min(crop.shape) else side - 2
         max_size = min(DEFAULT_MAX_SIZE, side)
-    if _resolved_preset(deblur_kwargs) == "fast":
+    from .api import resolve_device
+    from .presets import DEFAULT_PRESET, preset_for_device
+
+    preset = deblur_kwargs.get("preset", DEFAULT_PRESET)
+    device_type = resolve_device(deblur_kwargs.get("device", "auto")).type
+    if preset_for_device(preset, device_type) == "fast":
         given = {k: v for k, v in deblur_kwargs.items()
                  if v is not None or k not in SUGGEST_FAST_OVERRIDES}
         deblur_kwargs = {**SUGGEST_FAST_OVERRIDES, **given}
@@ -446,13 +451,3 @@ def suggest_kernel_size(
     return KernelSizeSuggestion(size=size, support=support, max_size=(kh, kw),
                                 kernel=result.kernel, result=result, region=chosen)
 
-
-def _resolved_preset(deblur_kwargs: dict[str, Any]) -> Any:
-    """The preset a ``deblur`` call with these keywords runs ("auto" resolved)."""
-    from .api import resolve_device
-    from .presets import DEFAULT_PRESET, recommended_preset
-
-    preset = deblur_kwargs.get("preset", DEFAULT_PRESET)
-    if isinstance(preset, str) and preset == "auto":
-        return recommended_preset(resolve_device(deblur_kwargs.get("device", "auto")).type)
-    return preset

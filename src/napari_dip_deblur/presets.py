@@ -16,8 +16,8 @@ from typing import Any
 from .engine.blur import BLUR_METHODS
 from .engine.schedule import Phase, validate_phases
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "recommended_preset",
-           "resolve_settings", "staged_phases"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "preset_for_device",
+           "recommended_preset", "resolve_settings", "staged_phases"]
 
 # Knobs of the three-interval schedule, accepted as overrides by `resolve_settings`.
 STAGED_KEYS = ("stage2_start", "stage3_start", "tv_weight", "kernel_energy_weight")
@@ -237,6 +237,13 @@ def recommended_preset(device_type: str) -> str:
     the lighter ``fast`` preset is the default (docs/benchmarks/speed.md).
     """
     return "selfdeblur" if device_type == "cuda" else "fast"
+
+
+def preset_for_device(preset: str | Settings, device_type: str) -> str | Settings:
+    """``preset`` with "auto" replaced by :func:`recommended_preset` for the device type."""
+    if isinstance(preset, str) and preset == "auto":
+        return recommended_preset(device_type)
+    return preset
 
 
 def preset_settings(preset: str | Settings, *, accepted: str = "") -> Settings:

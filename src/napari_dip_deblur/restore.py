@@ -45,7 +45,7 @@ from .colour import LUMINANCE_WEIGHTS, colour_layout, luminance
 from .kernel_size import clean_option, deconvolution_kernel, fit_kernel
 from .memory import MemoryEstimate, check_memory, estimate_memory
 from .noise import NOISE_AWARE_NONBLIND_WEIGHT, noise_aware_phases
-from .presets import DEFAULT_PRESET, Settings, recommended_preset, resolve_settings
+from .presets import DEFAULT_PRESET, Settings, preset_for_device, resolve_settings
 from .regions import Region, as_region, auto_region, gradient_energy
 
 __all__ = [
@@ -577,9 +577,8 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
     settings: Settings | None = None
     if known is None:
         torch_device = resolve_device(device)
-        if isinstance(preset, str) and preset == "auto":
-            preset = recommended_preset(torch_device.type)
-        settings = resolve_settings(preset, iterations, **overrides)
+        settings = resolve_settings(preset_for_device(preset, torch_device.type), iterations,
+                                    **overrides)
         if (region is not None and settings.name == "fast" and iterations is None
                 and "channels" not in overrides):
             settings = resolve_settings(settings, **REGION_FAST_OVERRIDES)
