@@ -404,6 +404,7 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
                        for i, name in enumerate(state.term_names)}
             history["loss"] = state.history[:, -1].numpy().copy()
             run_info = {**run_settings, "blur": state.blur_method, "precision": state.precision,
+                        "memory_format": state.memory_format,
                         "iterations_done": item.step, "wall_time": item.elapsed,
                         "attempt": item.attempt, **item.fit}
             generated = (state.image[0].numpy().astype(np.float64) * scale + offset

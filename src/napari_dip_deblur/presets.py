@@ -90,6 +90,10 @@ class Settings:
         bfloat16 on CPUs with native bfloat16 arithmetic, float32 elsewhere. bfloat16 is
         ~1.4x faster on such CPUs but cost up to 2.6 dB in a test here
         (docs/presets.md), so no preset uses it.
+    memory_format : {'contiguous', 'channels_last', 'auto'}
+        Layout of the image generator's activations. Results are equivalent, not identical
+        (another summation order). 'auto' is channels-last on the CPU, where it is ~10 %
+        faster (docs/benchmarks/speed.md), and contiguous elsewhere.
     final_deconvolution : {'none', 'hyper_laplacian', 'wiener'}
         After the last iteration, restore the input by non-blind deconvolution with the
         estimated kernel (:func:`napari_dip_deblur.nonblind.deconvolve`) instead of taking
@@ -124,6 +128,7 @@ class Settings:
     retry_kernel_start_sigma: float = 0.25
     blur: str = "auto"
     precision: str = "float32"
+    memory_format: str = "contiguous"
     final_deconvolution: str = "none"
     final_deconvolution_weight: float = 1e-4
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -364,6 +369,9 @@ def _check(s: Settings) -> None:
     if not s.final_deconvolution_weight > 0:
         raise ValueError(f"final_deconvolution_weight must be > 0, "
                          f"got {s.final_deconvolution_weight!r}")
+    if s.memory_format not in ("auto", "contiguous", "channels_last"):
+        raise ValueError("memory_format must be 'auto', 'contiguous' or 'channels_last', "
+                         f"got {s.memory_format!r}")
     if s.precision not in ("auto", "float32", "bfloat16"):
         raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', "
                          f"got {s.precision!r}")
