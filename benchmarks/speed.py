@@ -10,6 +10,7 @@ Usage::
     python benchmarks/speed.py                      # all presets, 255 (k13, k27), 512, 1024
     python benchmarks/speed.py --presets fast selfdeblur --sizes 255:27
     python benchmarks/speed.py --device cuda
+    python benchmarks/speed.py --presets fast --sizes 255:13 --memory-formats auto contiguous
 
 FLOPs are counted by ``torch.utils.flop_counter`` (convolutions and matrix products, forward
 and backward; FFTs and element-wise work are not counted). CPU memory is the process's peak
@@ -19,6 +20,7 @@ resident size above what it held before the run; CUDA memory is ``max_memory_all
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -76,13 +78,16 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
     return {"s_per_iteration": seconds, "gflop_per_iteration": flops / 1e9,
             "peak_memory_gb": peak, "device_name": settings["device"],
             "blur": settings["blur"], "precision": settings["precision"],
+            "memory_format": settings["memory_format"],
             "channels": settings["channels"],
             "iterations_preset": PRESETS[preset].iterations}
 
 
-def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int) -> dict:
+def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
+              memory_format: str) -> dict:
     timed = 3 if size <= 512 else 2
-    spec = json.dumps([preset, size, kernel, args.device, 2, timed, {}])
+    overrides = {} if memory_format == "preset" else {"memory_format": memory_format}
+    spec = json.dumps([preset, size, kernel, args.device, 2, timed, overrides])
     here = str(Path(__file__).parent)
     code = (f"import json, sys; sys.path.insert(0, {here!r}); from speed import _measure; "
             f"print(json.dumps(_measure(*json.loads({spec!r}))))")
@@ -101,6 +106,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, metavar="SIZE:KERNEL")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    parser.add_argument("--memory-formats", nargs="+", default=["preset"],
+                        choices=["preset", "auto", "contiguous", "channels_last"],
+                        help="activation layouts to time each case in ('preset': its own)")
     args = parser.parse_args()
     presets = list(dict.fromkeys(["selfdeblur", *args.presets]))
     cases = [(int(s.split(":")[0]), int(s.split(":")[1])) for s in args.sizes]
@@ -113,13 +121,14 @@ def main() -> None:
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "rows": [],
     }
-    for size, kernel in cases:
-        for preset in presets:
-            row = {"preset": preset, "size": size, "kernel": kernel,
-                   **_run_case(args, preset, size, kernel)}
-            record["rows"].append(row)
-            print(json.dumps(row), flush=True)
-            out.write_text(json.dumps(record, indent=1))  # incremental
+    for (size, kernel), preset, memory_format in itertools.product(
+            cases, presets, args.memory_formats):
+        row = {"preset": preset, "size": size, "kernel": kernel,
+               "memory_format_asked": memory_format,
+               **_run_case(args, preset, size, kernel, memory_format)}
+        record["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        out.write_text(json.dumps(record, indent=1))  # incremental
     write_report()
     print(f"wrote {out} and {DOCS}")
 
@@ -151,16 +160,19 @@ def _markdown(record: dict) -> str:
         "convolutions and matrix products (forward + backward) only.",
         "",
         "| size | kernel | preset | s / iteration | ratio to selfdeblur | GFLOP / iteration "
-        "| peak memory (GB) | blur | precision | preset iterations (now) | est. s / run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak memory (GB) | blur | precision | layout | preset iterations (now) "
+        "| est. s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['size']} | {row['kernel']} | {row['preset']} | "
-                         f"failed: {row['error']} | | | | | | | |")
+                         f"failed: {row['error']} | | | | | | | | |")
             continue
+        # The same layout asked (records from before layouts were asked have none).
         ref = next((r for r in rows if r["preset"] == "selfdeblur" and r["size"] == row["size"]
-                    and r["kernel"] == row["kernel"] and "s_per_iteration" in r), None)
+                    and r["kernel"] == row["kernel"] and "s_per_iteration" in r
+                    and r.get("memory_format_asked") == row.get("memory_format_asked")), None)
         speedup = ref["s_per_iteration"] / row["s_per_iteration"] if ref else None
         ratio = "–" if speedup is None else "1" if ref is row else \
             "about the same" if 0.9 < speedup < 1.1 else f"{speedup:.1f}x faster"
@@ -172,7 +184,8 @@ def _markdown(record: dict) -> str:
             f"| {row['size']} | {row['kernel']} | {row['preset']} | "
             f"{row['s_per_iteration']:.3f} | {ratio} | {row['gflop_per_iteration']:.1f} | "
             f"{row['peak_memory_gb']:.2f} | {row['blur']} | {row['precision']} | "
-            f"{iterations} | {row['s_per_iteration'] * iterations:.0f} |")
+            f"{row.get('memory_format', 'contiguous')} | {iterations} | "
+            f"{row['s_per_iteration'] * iterations:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -178,6 +178,16 @@ def test_bad_kernel_generator_settings_are_refused(small_blurry, override, messa
         deblur_iter(small_blurry, 5, preset="fast", iterations=1, **override, **TINY)
 
 
+def test_memory_format_is_recorded_resolved_and_validated(small_blurry):
+    used = {fmt: deblur(small_blurry, 5, iterations=2, memory_format=fmt,
+                        **TINY).settings["memory_format"]
+            for fmt in ("contiguous", "channels_last", "auto")}
+    assert used == {"contiguous": "contiguous", "channels_last": "channels_last",
+                    "auto": "channels_last"}  # the CPU's
+    with pytest.raises(ValueError, match="memory_format must be 'auto', 'contiguous' or"):
+        deblur_iter(small_blurry, 5, iterations=1, memory_format="nhwc", **TINY)
+
+
 def test_divergence_stops_with_the_last_good_snapshot(small_blurry):
     # A weight that overflows float32 makes the loss infinite from iteration 6 on.
     phases = (Phase(0.0, {"mae": 1.0}), Phase(0.5, {"mae": 1e39}))

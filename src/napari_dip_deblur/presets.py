@@ -128,7 +128,7 @@ class Settings:
     retry_kernel_start_sigma: float = 0.25
     blur: str = "auto"
     precision: str = "float32"
-    memory_format: str = "contiguous"
+    memory_format: str = "auto"
     final_deconvolution: str = "none"
     final_deconvolution_weight: float = 1e-4
     extra: Mapping[str, Any] = field(default_factory=dict)
