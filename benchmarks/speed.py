@@ -10,7 +10,8 @@ Usage::
     python benchmarks/speed.py                      # all presets, 255 (k13, k27), 512, 1024
     python benchmarks/speed.py --presets fast selfdeblur --sizes 255:27
     python benchmarks/speed.py --device cuda
-    python benchmarks/speed.py --presets fast --sizes 255:13 --memory-formats auto contiguous
+    python benchmarks/speed.py --presets fast --no-reference --memory-formats channels_last \
+        contiguous --warmup 5 --timed 20 --tag layout   # a section of its own
 
 FLOPs are counted by ``torch.utils.flop_counter`` (convolutions and matrix products, forward
 and backward; FFTs and element-wise work are not counted). CPU memory is the process's peak
@@ -85,9 +86,9 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
               memory_format: str) -> dict:
-    timed = 3 if size <= 512 else 2
+    timed = args.timed or (3 if size <= 512 else 2)
     overrides = {} if memory_format == "preset" else {"memory_format": memory_format}
-    spec = json.dumps([preset, size, kernel, args.device, 2, timed, overrides])
+    spec = json.dumps([preset, size, kernel, args.device, args.warmup, timed, overrides])
     here = str(Path(__file__).parent)
     code = (f"import json, sys; sys.path.insert(0, {here!r}); from speed import _measure; "
             f"print(json.dumps(_measure(*json.loads({spec!r}))))")
@@ -109,14 +110,24 @@ def main() -> None:
     parser.add_argument("--memory-formats", nargs="+", default=["preset"],
                         choices=["preset", "auto", "contiguous", "channels_last"],
                         help="activation layouts to time each case in ('preset': its own)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument("--timed", type=int, default=None,
+                        help="timed iterations (default: 3, or 2 above 512 px)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not add the selfdeblur preset (no ratio column then)")
+    parser.add_argument("--tag", default=None,
+                        help="write to <device>-<tag>.json, a section of its own")
     args = parser.parse_args()
-    presets = list(dict.fromkeys(["selfdeblur", *args.presets]))
+    presets = list(dict.fromkeys(([] if args.no_reference else ["selfdeblur"])
+                                 + args.presets))
     cases = [(int(s.split(":")[0]), int(s.split(":")[1])) for s in args.sizes]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{args.device.replace(':', '')}.json"
+    stem = args.device.replace(":", "") + (f"-{args.tag}" if args.tag else "")
+    out = RESULTS / f"{stem}.json"
     record = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "tag": args.tag, "warmup": args.warmup, "timed": args.timed,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "rows": [],
@@ -135,8 +146,9 @@ def main() -> None:
 
 def write_report() -> None:
     """``docs/benchmarks/speed.md`` from every device's JSON in the results folder."""
-    sections = [_markdown(json.loads(path.read_text()))
-                for path in sorted(RESULTS.glob("*.json"))]
+    # Each device's main table first, then its tagged studies.
+    paths = sorted(RESULTS.glob("*.json"), key=lambda p: (p.stem.split("-")[0], p.stem))
+    sections = [_markdown(json.loads(path.read_text())) for path in paths]
     intro = ("# Speed and memory per iteration\n\n"
              "One section per machine; rerun `benchmarks/speed.py` on a machine to refresh "
              "its section.\n\n")
@@ -149,13 +161,15 @@ def _markdown(record: dict) -> str:
 
     rows = record["rows"]
     device = next((r["device_name"] for r in rows if "device_name" in r), "?")
+    warmup = record.get("warmup", 2)
+    timed = f"{record['timed']}" if record.get("timed") else "3 (2 at 1024 px)"
     lines = [
-        f"## {device}",
+        f"## {device}" + (f": {record['tag']}" if record.get("tag") else ""),
         "",
         f"Made by `{record['command']}` on {record['date'][:10]} ({device}, "
         f"{record['cpu_count']} logical CPUs, {record['platform']}, Python "
-        f"{record['python']}). Each case ran in its own process: 2 warm-up iterations, "
-        "then the median of 3 timed ones (2 at 1024 px). The ratio compares with "
+        f"{record['python']}). Each case ran in its own process: {warmup} warm-up "
+        f"iterations, then the median of {timed} timed ones. The ratio compares with "
         "`selfdeblur` at the same size, measured in the same run. GFLOP counts "
         "convolutions and matrix products (forward + backward) only.",
         "",
