@@ -45,8 +45,11 @@ def load_records(folder: Path) -> dict[str, dict]:
 
 def seconds_per_iteration(speed: list[dict], preset: str, side: int, kernel: int) -> float:
     """Interpolate a preset's measured s/iteration in the generated image's pixel count."""
+    # The preset's own layout (a speed run may also time others: "memory_format_asked").
     rows = sorted((r for r in speed if r.get("preset") == preset and r.get("size") == side
-                   and "s_per_iteration" in r), key=lambda r: r["kernel"])
+                   and "s_per_iteration" in r
+                   and r.get("memory_format_asked", "preset") == "preset"),
+                  key=lambda r: r["kernel"])
     if not rows:
         raise SystemExit(f"no speed measurement of {preset!r} at {side} px: run "
                          f"benchmarks/speed.py --presets {preset} --sizes {side}:13 {side}:27")

@@ -92,7 +92,7 @@ class Settings:
         (docs/presets.md), so no preset uses it.
     memory_format : {'contiguous', 'channels_last', 'auto'}
         Layout of the image generator's activations. Results are equivalent, not identical
-        (another summation order). 'auto' is channels-last on the CPU, where it is ~10 %
+        (another summation order). 'auto' is channels-last on the CPU, where it is 4-20 %
         faster (docs/benchmarks/speed.md), and contiguous elsewhere.
     final_deconvolution : {'none', 'hyper_laplacian', 'wiener'}
         After the last iteration, restore the input by non-blind deconvolution with the
