@@ -272,7 +272,7 @@ def resolve_memory_format(memory_format: str, device: torch.device) -> str:
     """'auto' -> 'channels_last' on the CPU, else 'contiguous'.
 
     On the CPU, oneDNN's convolutions, BatchNorm and padding run faster on channels-last
-    activations: 10-20 % per ``fast`` iteration at 255-1024 px on 2 cores
+    activations: 4-20 % per ``fast`` iteration at 255-1024 px on 2 cores
     (``benchmarks/speed.py``). On CUDA in float32 the gain is unmeasured, so the layout stays.
     """
     if memory_format == "auto":
