@@ -15,6 +15,7 @@ from typing import Any
 
 from .engine.blur import BLUR_METHODS
 from .engine.schedule import Phase, validate_phases
+from .engine.solver import check_memory_format
 
 __all__ = ["DEFAULT_PRESET", "PRESETS", "Phase", "Settings", "preset_for_device",
            "recommended_preset", "resolve_settings", "staged_phases"]
@@ -369,9 +370,7 @@ def _check(s: Settings) -> None:
     if not s.final_deconvolution_weight > 0:
         raise ValueError(f"final_deconvolution_weight must be > 0, "
                          f"got {s.final_deconvolution_weight!r}")
-    if s.memory_format not in ("auto", "contiguous", "channels_last"):
-        raise ValueError("memory_format must be 'auto', 'contiguous' or 'channels_last', "
-                         f"got {s.memory_format!r}")
+    check_memory_format(s.memory_format)
     if s.precision not in ("auto", "float32", "bfloat16"):
         raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', "
                          f"got {s.precision!r}")

@@ -19,7 +19,10 @@ from .losses import LOSS_TERMS, LossInputs
 from .nets import ImageGenerator, KernelGenerator
 from .schedule import Phase, lr_factor, phase_index, phase_starts
 
-__all__ = ["DivergedError", "EngineConfig", "EngineState", "optimise"]
+__all__ = ["MEMORY_FORMATS", "DivergedError", "EngineConfig", "EngineState", "optimise"]
+
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+"""Accepted ``memory_format`` values (see :func:`resolve_memory_format`)."""
 
 
 @dataclass(frozen=True)
@@ -277,10 +280,15 @@ def resolve_memory_format(memory_format: str, device: torch.device) -> str:
     """
     if memory_format == "auto":
         return "channels_last" if device.type == "cpu" else "contiguous"
-    if memory_format not in ("contiguous", "channels_last"):
+    check_memory_format(memory_format)
+    return memory_format
+
+
+def check_memory_format(memory_format: str) -> None:
+    """Refuse a value outside :data:`MEMORY_FORMATS` with the accepted ones named."""
+    if memory_format not in MEMORY_FORMATS:
         raise ValueError("memory_format must be 'auto', 'contiguous' or 'channels_last', "
                          f"got {memory_format!r}")
-    return memory_format
 
 
 def _autocast(device: torch.device, precision: str):
