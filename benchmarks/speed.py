@@ -11,7 +11,7 @@ Usage::
     python benchmarks/speed.py --presets fast selfdeblur --sizes 255:27
     python benchmarks/speed.py --device cuda
     python benchmarks/speed.py --presets fast --no-reference --memory-formats channels_last \
-        contiguous --warmup 5 --timed 20 --tag layout   # a section of its own
+        contiguous --warmup 3 --timed 10 --tag layout   # a section of its own
 
 FLOPs are counted by ``torch.utils.flop_counter`` (convolutions and matrix products, forward
 and backward; FFTs and element-wise work are not counted). CPU memory is the process's peak
@@ -101,6 +101,8 @@ def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
 
 
 def main() -> None:
+    from napari_dip_deblur.engine.solver import MEMORY_FORMATS
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["selfdeblur", "staged", "fast"])
@@ -108,7 +110,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
     parser.add_argument("--memory-formats", nargs="+", default=["preset"],
-                        choices=["preset", "auto", "contiguous", "channels_last"],
+                        choices=["preset", *MEMORY_FORMATS],
                         help="activation layouts to time each case in ('preset': its own)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument("--timed", type=int, default=None,
@@ -150,8 +152,8 @@ def write_report() -> None:
     paths = sorted(RESULTS.glob("*.json"), key=lambda p: (p.stem.split("-")[0], p.stem))
     sections = [_markdown(json.loads(path.read_text())) for path in paths]
     intro = ("# Speed and memory per iteration\n\n"
-             "One section per machine; rerun `benchmarks/speed.py` on a machine to refresh "
-             "its section.\n\n")
+             "One section per machine, then one per tagged study (`--tag`) on it; rerun "
+             "`benchmarks/speed.py` with the same options to refresh a section.\n\n")
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(intro + "\n".join(sections))
 
