@@ -326,3 +326,7 @@ def test_the_summary_says_when_the_fit_check_ran_a_second_attempt():
     assert "the first fit failed the fit check; kept the " in _describe(retried, layout)
     once = restore(blurry, 5, **tiny)
     assert "fit check" not in _describe(once, layout)
+    assert "start" not in _describe(once, layout)
+    raced = restore(blurry, 5, starts=2, start_trial=0.7, **tiny)
+    kept = raced.settings["kept_start"]
+    assert f"kept start {kept} of 2, the sharpest after 2 iterations" in _describe(raced, layout)

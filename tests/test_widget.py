@@ -258,6 +258,24 @@ def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry
     assert meta["settings"]["kept_attempt"] in (1, 2)
 
 
+def test_the_status_tells_which_start_runs_and_which_was_kept(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    widget.extra_overrides = {**FAST, "starts": 2, "start_trial": 0.5}
+    widget._iterations.value = 4
+    widget._update_every.value = 1
+    statuses = []
+    widget.run()
+    widget.worker.yielded.connect(lambda _: statuses.append(widget._status.value))
+    _wait_idle(widget, qtbot)
+    assert any("(start 2 of 2: the sharpest after 2 iterations goes on)" in text
+               for text in statuses), statuses
+    assert "done: 6/6 iterations" in widget._status.value
+    assert "kept start " in widget._status.value and " of 2, the sharpest" in widget._status.value
+    meta = viewer.layers["cells deblurred"].metadata
+    assert meta["settings"]["kept_start"] in (1, 2)
+
+
 def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, qtbot):
     viewer, widget = viewer_widget
     cells = viewer.add_image(blurry, name="cells")

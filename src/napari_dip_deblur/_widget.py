@@ -217,7 +217,22 @@ def _advanced_defaults(settings: Any, staged: Any) -> dict[str, float]:
 
 
 def _attempt_note(snap: Any) -> str:
-    """What the status line says while and after the fit check's second attempt runs."""
+    """What the status line says about the starts (``Settings.starts``) and the fit
+    check's second attempt, while they run and after."""
+    return _start_note(snap) + _fit_check_note(snap)
+
+
+def _start_note(snap: Any) -> str:
+    seeds = snap.settings.get("start_seeds")
+    if not seeds:
+        return ""
+    if "kept_start" in snap.settings:
+        return f" (kept start {snap.settings['kept_start']} of {len(seeds)}, the sharpest)"
+    return (f" (start {snap.settings['start']} of {len(seeds)}: the sharpest after "
+            f"{snap.settings['start_trial_iterations']} iterations goes on)")
+
+
+def _fit_check_note(snap: Any) -> str:
     kept = snap.settings.get("kept_attempt")
     if kept is not None and snap.done:
         return (" (the first fit failed the fit check; kept "

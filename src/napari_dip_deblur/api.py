@@ -7,7 +7,8 @@ Validation and conversion live here; the optimisation itself is
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from ._validation import real_array
 from .engine.solver import DivergedError, EngineConfig, EngineState, optimise
 from .noise import NOISE_LEVEL_FLOOR, estimate_noise_level
 from .presets import DEFAULT_PRESET, Settings, preset_for_device, resolve_settings
+from .sharpness import gradient_sparsity
 
 __all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
            "deblur_iter"]
@@ -337,48 +339,127 @@ def fit_ratio(mae: float, noise_level: float) -> float:
     return float(mae) / max(float(noise_level), NOISE_LEVEL_FLOOR)
 
 
+def start_seed(seed: int, start: int) -> int:
+    """The seed of start ``start`` (0-based) of a run seeded ``seed`` (``Settings.starts``).
+
+    Start 0 keeps ``seed``, so a run with one start is the run it always was; the others
+    are drawn from ``numpy.random.SeedSequence([seed, start])``, independent of it.
+    """
+    if start == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, start]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _raced(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Settings,
+           config: EngineConfig, *, seed: int, device: torch.device, yield_every: int,
+           initial_kernel: torch.Tensor | None
+           ) -> Generator[_Progress, None, tuple[EngineState, int, float, dict[str, Any]]]:
+    """The first attempt: ``Settings.starts`` starts race for ``start_trial`` of the run,
+    and the one with the sharpest image goes on.
+
+    Yields the progress of every iteration but the last; returns the last state, the
+    steps done in all, the seconds spent in all and what the race recorded.
+    """
+    n = settings.iterations
+    starts = settings.starts
+    if starts == 1:
+        states = optimise(target, kernel_shape, config, seed=seed, device=device,
+                          yield_every=yield_every, initial_kernel=initial_kernel)
+        try:
+            for state in states:
+                if state.step == n:
+                    return state, n, state.elapsed, {}
+                yield _Progress(state, state.step, n, state.elapsed, False, 1, {})
+        finally:
+            states.close()
+        raise RuntimeError("the engine ended without its last step")  # cannot happen
+
+    started = time.perf_counter()
+    trial = min(n, max(1, round(settings.start_trial * n)))
+    total = n + (starts - 1) * trial
+    seeds = [start_seed(seed, i) for i in range(starts)]
+    runs: list[Iterator[EngineState]] = []  # suspended at the end of their trial
+    trial_ends: list[EngineState] = []
+    try:
+        for i, run_seed in enumerate(seeds):
+            runs.append(optimise(target, kernel_shape, config, seed=run_seed, device=device,
+                                 yield_every=yield_every, initial_kernel=initial_kernel,
+                                 pause_at=trial))
+            info = {"start": i + 1, "start_seeds": seeds, "start_trial_iterations": trial}
+            for state in runs[i]:
+                if state.step < n or i < starts - 1:  # a run's last step is yielded as final
+                    yield _Progress(state, i * trial + state.step, total,
+                                    time.perf_counter() - started, False, 1, info)
+                if state.step == trial:
+                    trial_ends.append(state)
+                    break
+        # Lower is sharper: a start whose kernel has collapsed to a smeared blob leaves a
+        # blurry image, with less sparse gradients (docs/presets.md, "starts").
+        margin = (max(kernel_shape) - 1) // 2
+        scores = [gradient_sparsity(state.image.numpy(),
+                                    margin=_fitting_margin(margin, state.image.shape))
+                  for state in trial_ends]
+        kept = int(np.argmin(scores))
+        for i, states in enumerate(runs):
+            if i != kept:
+                states.close()
+        info = {"start_seeds": seeds, "start_sparsity": scores, "kept_start": kept + 1,
+                "start_trial_iterations": trial}
+        states, state = runs[kept], trial_ends[kept]
+        offset = (starts - 1) * trial
+        if state.step == n:
+            return state, total, time.perf_counter() - started, info
+        for state in states:
+            if state.step == n:
+                return state, total, time.perf_counter() - started, info
+            yield _Progress(state, offset + state.step, total, time.perf_counter() - started,
+                            False, 1, info)
+    finally:
+        for states in runs:
+            states.close()
+    raise RuntimeError("the engine ended without its last step")  # cannot happen
+
+
+def _fitting_margin(margin: int, shape: tuple[int, ...]) -> int:
+    """``margin``, reduced where the image is too small to keep a 2 x 2 core inside it."""
+    return max(0, min(margin, (min(shape[-2:]) - 2) // 2))
+
+
 def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Settings, *,
               seed: int, device: torch.device, yield_every: int,
               initial_kernel: torch.Tensor | None) -> Iterator[_Progress]:
-    """The engine's states, with a second attempt from a centred kernel where the first
-    fit failed the fit check (``Settings.retry_mae_ratio``)."""
+    """The engine's states: the race of ``Settings.starts`` starts, then a second attempt
+    from a centred kernel where the fit failed the fit check (``Settings.retry_mae_ratio``)."""
     n = settings.iterations
     config = _engine_config(settings)
     checks = "mae" in settings.phases[-1].terms
     noise_level = estimate_noise_level(target[0].numpy()) if checks else float("nan")
     may_retry = settings.retry_mae_ratio is not None and initial_kernel is None
-    first: EngineState | None = None
-    states = optimise(target, kernel_shape, config, seed=seed, device=device,
-                      yield_every=yield_every, initial_kernel=initial_kernel)
-    try:
-        for state in states:
-            if state.step < n:
-                yield _Progress(state, state.step, n, state.elapsed, False, 1, {})
-            else:
-                first = state
-    finally:
-        states.close()
-    assert first is not None  # the engine always yields its last step
+    first, steps, seconds, race = yield from _raced(
+        target, kernel_shape, settings, config, seed=seed, device=device,
+        yield_every=yield_every, initial_kernel=initial_kernel)
     if not checks:
-        yield _Progress(first, n, n, first.elapsed, True, 1, {})
+        yield _Progress(first, steps, steps, seconds, True, 1, race)
         return
     ratio = fit_ratio(first.terms["mae"], noise_level)
-    fit: dict[str, Any] = {"noise_level": noise_level, "fit_ratio": ratio}
+    fit: dict[str, Any] = {**race, "noise_level": noise_level, "fit_ratio": ratio}
     if not may_retry or ratio <= settings.retry_mae_ratio:
-        yield _Progress(first, n, n, first.elapsed, True, 1, fit)
+        yield _Progress(first, steps, steps, seconds, True, 1, fit)
         return
 
     # The first fit failed the check: show it, then start again from a centred kernel.
-    yield _Progress(first, n, 2 * n, first.elapsed, False, 1, fit)
+    total = steps + n
+    yield _Progress(first, steps, total, seconds, False, 1, fit)
     retry = dataclasses.replace(config, kernel_start_sigma=settings.retry_kernel_start_sigma)
     second: EngineState | None = None
-    during = {"noise_level": noise_level, "attempt_fit_ratios": [ratio]}
-    states = optimise(target, kernel_shape, retry, seed=seed, device=device,
+    during = {**race, "noise_level": noise_level, "attempt_fit_ratios": [ratio]}
+    kept_seed = race["start_seeds"][race["kept_start"] - 1] if race else seed
+    states = optimise(target, kernel_shape, retry, seed=kept_seed, device=device,
                       yield_every=yield_every)
     try:
         for state in states:
             if state.step < n:
-                yield _Progress(state, n + state.step, 2 * n, first.elapsed + state.elapsed,
+                yield _Progress(state, steps + state.step, total, seconds + state.elapsed,
                                 False, 2, during)
             else:
                 second = state
@@ -390,8 +471,8 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
     kept = 2 if len(ratios) == 2 and ratios[1] < ratios[0] else 1
     fit = {**fit, "fit_ratio": ratios[kept - 1], "attempt_fit_ratios": ratios,
            "kept_attempt": kept}
-    elapsed = first.elapsed + (second.elapsed if second is not None else 0.0)
-    yield _Progress(second if kept == 2 else first, 2 * n, 2 * n, elapsed, True, kept, fit)
+    elapsed = seconds + (second.elapsed if second is not None else 0.0)
+    yield _Progress(second if kept == 2 else first, total, total, elapsed, True, kept, fit)
 
 
 def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndarray,

@@ -476,6 +476,10 @@ def _describe(result: Any, layout: dict[str, Any]) -> str:
     elif regions:
         parts.append(f"kernels estimated on regions of {regions[0].height}x"
                      f"{regions[0].width}")
+    seeds = result.settings.get("start_seeds")
+    if seeds:  # several starts raced (Settings.starts)
+        parts.append(f"kept start {result.settings['kept_start']} of {len(seeds)}, the "
+                     f"sharpest after {result.settings['start_trial_iterations']} iterations")
     kept = result.settings.get("kept_attempt")
     if kept is not None:  # the fit check ran a second attempt (Settings.retry_mae_ratio)
         parts.append("the first fit failed the fit check; kept "

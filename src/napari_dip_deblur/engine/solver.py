@@ -130,6 +130,7 @@ def optimise(
     device: torch.device | str = "cpu",
     yield_every: int = 10,
     initial_kernel: torch.Tensor | None = None,
+    pause_at: int | None = None,
 ) -> Iterator[EngineState]:
     """Fit the generators to ``target`` and yield snapshots.
 
@@ -148,6 +149,9 @@ def optimise(
     initial_kernel : (kh, kw) tensor, optional
         Start the kernel generator from this kernel (see
         :meth:`KernelGenerator.start_from`) instead of its random initial output.
+    pause_at : int, optional
+        Also yield a snapshot after this many iterations, so that a caller can compare
+        runs there (and close the ones it drops) before going on.
 
     Yields
     ------
@@ -232,7 +236,7 @@ def optimise(
                 history[step, -1] = loss.detach()
 
             done = step + 1
-            if done % yield_every == 0 or done == total:
+            if done % yield_every == 0 or done == total or done == pause_at:
                 last = history[step].cpu()
                 if not torch.isfinite(last[-1]):
                     raise DivergedError(done)
