@@ -320,13 +320,13 @@ def test_the_summary_says_when_the_fit_check_ran_a_second_attempt():
 
     blurry = blurred_photo(40, 5).blurry
     layout = {"colour": False, "stack_shape": ()}
-    tiny = {"iterations": 3, "channels": 8, "levels": 3, "device": "cpu"}
+    tiny = {"iterations": 3, "channels": 8, "levels": 3, "device": "cpu", "starts": 1}
     retried = restore(blurry, 5, retry_mae_ratio=1e-6, **tiny)  # a threshold no fit meets
     assert retried.settings["kept_attempt"] in (1, 2)
     assert "the first fit failed the fit check; kept the " in _describe(retried, layout)
     once = restore(blurry, 5, **tiny)
     assert "fit check" not in _describe(once, layout)
     assert "start" not in _describe(once, layout)
-    raced = restore(blurry, 5, starts=2, start_trial=0.7, **tiny)
+    raced = restore(blurry, 5, **{**tiny, "starts": 2, "start_trial": 0.7})
     kept = raced.settings["kept_start"]
     assert f"kept start {kept} of 2, the sharpest after 2 iterations" in _describe(raced, layout)

@@ -107,7 +107,8 @@ def test_snapshots_count_every_start_and_say_which_is_running(small_blurry):
 
 
 def test_closing_during_a_later_start_stops_the_run(small_blurry):
-    gen = deblur_iter(small_blurry, 5, iterations=40, starts=2, yield_every=1, **TINY)
+    gen = deblur_iter(small_blurry, 5, iterations=40, starts=2, start_trial=0.25, yield_every=1,
+                      **TINY)
     second = next(s for s in gen if s.settings.get("start") == 2)
     gen.close()
     assert second.step == 11 and second.total == 50

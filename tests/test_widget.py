@@ -18,7 +18,7 @@ from napari_dip_deblur._layer_data import locate_plane, plane_from_layer
 from napari_dip_deblur._widget import PARTIAL_SUFFIX, DeblurWidget
 from napari_dip_deblur.samples import blurred_photo
 
-FAST = {"channels": 8, "levels": 2}
+FAST = {"channels": 8, "levels": 2, "starts": 1}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -35,9 +35,10 @@ class Snapshot:
     Attributes
     ----------
     step, total : int
-        Iterations done and planned. When the fit check (``Settings.retry_mae_ratio``)
-        starts a second attempt, ``total`` doubles and ``step`` counts on from the first
-        attempt's end.
+        Iterations done and planned, over everything the run does: with several starts
+        (``Settings.starts``) each start's trial counts, so ``total`` is ``iterations +
+        (starts - 1) * trial``; when the fit check (``Settings.retry_mae_ratio``) starts a
+        second attempt, ``total`` grows by ``iterations`` and ``step`` counts on.
     image : (M, N) ndarray of float32
         The restored image, in the input's intensity range (a fresh array).
     kernel : (kh, kw) ndarray of float32
@@ -68,6 +69,10 @@ class Snapshot:
         input, on the engine's [0, 1] scale), then ``fit_ratio`` (:func:`fit_ratio`) on
         the last snapshot of an attempt and ``attempt_fit_ratios`` (one per attempt that
         has ended) during and after a second attempt, which ends with ``kept_attempt``.
+        With several starts: ``start_seeds`` and ``start_trial_iterations``, ``start``
+        (1-based) while a start's trial runs, then ``start_sparsity`` (each start's image
+        at the end of its trial scored by
+        :func:`~napari_dip_deblur.sharpness.gradient_sparsity`) and ``kept_start``.
     """
 
     step: int
@@ -107,7 +112,8 @@ class Result:
     device : str
         Where it ran, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"``.
     iterations : int
-        Iterations run, both attempts counted where the fit check started a second one.
+        Iterations run: every start's trial and both attempts counted, where there were
+        several starts or the fit check started a second attempt.
     wall_time : float
         Seconds.
     """
@@ -394,7 +400,7 @@ def _raced(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Settin
                     trial_ends.append(state)
                     break
         # Lower is sharper: a start whose kernel has collapsed to a smeared blob leaves a
-        # blurry image, with less sparse gradients (docs/presets.md, "starts").
+        # blurry image, with less sparse gradients (docs/presets.md, "Two starts").
         margin = (max(kernel_shape) - 1) // 2
         scores = [gradient_sparsity(state.image.numpy(),
                                     margin=_fitting_margin(margin, state.image.shape))
