@@ -149,7 +149,7 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
     assert suggestion.max_size == (21, 21) and suggestion.reliable
     assert suggestion.region is None
     # "auto" is `fast` on the CPU, whose suggestion runs keep the measured 64 channels.
-    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64, "starts": 1}
+    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64}
     np.testing.assert_array_equal(calls[0][0], image)
     # A blur reaching the border is flagged, and the suggestion never exceeds max_size.
     monkeypatch.setattr(api, "deblur", _fake_deblur(_box((21, 21), 0, 0, 21, 19), []))

@@ -35,9 +35,8 @@ DEFAULT_MAX_SIZE = 41
 #: What a suggestion run with the ``fast`` preset uses unless told otherwise: ``fast`` as it
 #: was when the suggestion was measured (docs/benchmarks/real-inputs.md). Its 48-channel
 #: generator of 2026-11-26 collapses more often on an oversized kernel, which a suggestion
-#: run always has, and its fit check would double the run (docs/presets.md). One start: the
-#: race of ``Settings.starts`` was not measured on suggestions and would lengthen them.
-SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300, "starts": 1}
+#: run always has, and its fit check would double the run (docs/presets.md).
+SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300}
 
 
 @dataclass(frozen=True)

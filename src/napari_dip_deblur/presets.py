@@ -227,21 +227,18 @@ PRESETS: dict[str, Settings] = {
     "fast": Settings(
         name="fast",
         description="A CPU-friendly run (about 2 minutes at 255 x 255 on 2 cores): "
-                    "48-channel generator without non-local blocks, two starts of which "
-                    "the sharper after 36 % of the run goes on to 330 iterations, MAE then "
+                    "48-channel generator without non-local blocks, 440 iterations, MAE then "
                     "MAE + (1 - SSIM), a faster kernel learning rate for kernels of 21 px "
                     "and more, a second attempt from a centred kernel where the fit fails, "
                     "then a non-blind deconvolution with the kernel found.",
         source="this project (docs/presets.md, docs/benchmarks/speed.md)",
         phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"mae": 1.0, "ssim": 1.0})),
-        iterations=330,
+        iterations=440,
         channels=48,
         non_local_levels=(),
         kernel_lr=3e-4,
         large_kernel_lr=1e-3,
         retry_mae_ratio=3.0,
-        starts=2,
-        start_trial=0.36,
         final_deconvolution="hyper_laplacian",
     ),
 }
