@@ -91,7 +91,10 @@ class Settings:
         :func:`napari_dip_deblur.sharpness.gradient_sparsity` goes on to the end and the
         others are dropped. It guards against a start collapsing to a smeared kernel,
         which fits the data as well as a good one (so the fit check cannot see it) but
-        leaves a blurry image. Costs ``(starts - 1) * start_trial`` of a run more.
+        leaves a blurry image. Costs ``(starts - 1) * start_trial`` of a run more, and
+        memory for the suspended starts' networks and optimiser states (small beside the
+        activations, which they do not keep). No preset uses it: at equal time on the
+        Levin set it was a wash (docs/presets.md, "Two starts").
     start_trial : float
         The fraction of the iterations each start runs before they are compared, in (0, 1).
     blur : {'auto', 'direct', 'fft'}
