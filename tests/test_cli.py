@@ -28,6 +28,15 @@ def test_deblurs_a_png_and_writes_image_and_kernel(blurry_png, tmp_path, capsys)
     assert iio.imread(blurry_png).shape == (40, 40)
 
 
+def test_starts_are_raced_and_the_summary_says_which_was_kept(blurry_png, tmp_path, capsys):
+    out = tmp_path / "restored.png"
+    assert main([str(blurry_png), "-k", "5", "-o", str(out), "--iterations", "6",
+                 "--starts", "2", "--device", "cpu"]) == 0
+    assert iio.imread(out).shape == (40, 40)
+    text = capsys.readouterr()
+    assert "of 2, the sharpest after 2 iterations" in text.out + text.err
+
+
 def test_tiff_output_keeps_float_values_and_rectangular_kernels(blurry_png, tmp_path):
     out = tmp_path / "restored.tif"
     assert main([str(blurry_png), "-k", "3x5", "-o", str(out), "--iterations", "2",
@@ -43,6 +52,7 @@ def test_tiff_output_keeps_float_values_and_rectangular_kernels(blurry_png, tmp_
         (["-k", "4"], "odd"),
         (["-k", "99"], "larger than the image"),
         (["-k", "5", "--iterations", "0"], "iterations"),
+        (["-k", "5", "--starts", "0"], "starts must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(blurry_png, tmp_path, capsys, args,
@@ -301,6 +311,7 @@ def test_a_kernel_file_of_an_unknown_kind_is_refused(blurry_png, tmp_path, capsy
         (["-k", "auto"], "argument --kernel: a kernel size suggestion"),
         (["--suggest-size"], "argument --kernel: a kernel size suggestion"),
         (["--region", "auto"], "argument --kernel: --region only steer"),
+        (["--starts", "2"], "argument --kernel: --starts only steer"),
         (["--iterations", "5", "--mode", "per-plane"],
          "argument --kernel: --mode per-plane, --iterations only steer"),
     ],
