@@ -261,7 +261,11 @@ def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry
 def test_the_status_tells_which_start_runs_and_which_was_kept(viewer_widget, blurry, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(blurry, name="cells")
-    widget.extra_overrides = {**FAST, "starts": 2, "start_trial": 0.5}
+    one_start = {k: v for k, v in FAST.items() if k != "starts"}
+    widget.extra_overrides = {**one_start, "start_trial": 0.5}
+    assert widget._starts.value == 1 and "starts" not in widget.overrides()  # the preset's
+    widget._starts.value = 2  # the Advanced control
+    assert widget.overrides()["starts"] == 2
     widget._iterations.value = 4
     widget._update_every.value = 1
     statuses = []
