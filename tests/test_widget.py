@@ -18,7 +18,7 @@ from napari_dip_deblur._layer_data import locate_plane, plane_from_layer
 from napari_dip_deblur._widget import PARTIAL_SUFFIX, DeblurWidget
 from napari_dip_deblur.samples import blurred_photo
 
-FAST = {"channels": 8, "levels": 2, "starts": 1}
+FAST = {"channels": 8, "levels": 2}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -261,8 +261,7 @@ def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry
 def test_the_status_tells_which_start_runs_and_which_was_kept(viewer_widget, blurry, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(blurry, name="cells")
-    one_start = {k: v for k, v in FAST.items() if k != "starts"}
-    widget.extra_overrides = {**one_start, "start_trial": 0.5}
+    widget.extra_overrides = {**FAST, "start_trial": 0.5}
     assert widget._starts.value == 1 and "starts" not in widget.overrides()  # the preset's
     widget._starts.value = 2  # the Advanced control
     assert widget.overrides()["starts"] == 2

@@ -50,6 +50,7 @@ from ._layer_data import (
     planes_last,
     region_from_shapes,
 )
+from ._run_notes import run_notes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -219,28 +220,14 @@ def _advanced_defaults(settings: Any, staged: Any) -> dict[str, float]:
 def _attempt_note(snap: Any) -> str:
     """What the status line says about the starts (``Settings.starts``) and the fit
     check's second attempt, while they run and after."""
-    return _start_note(snap) + _fit_check_note(snap)
-
-
-def _start_note(snap: Any) -> str:
-    seeds = snap.settings.get("start_seeds")
-    if not seeds:
-        return ""
-    if "kept_start" in snap.settings:
-        return f" (kept start {snap.settings['kept_start']} of {len(seeds)}, the sharpest)"
-    return (f" (start {snap.settings['start']} of {len(seeds)}: the sharpest after "
-            f"{snap.settings['start_trial_iterations']} iterations goes on)")
-
-
-def _fit_check_note(snap: Any) -> str:
-    kept = snap.settings.get("kept_attempt")
-    if kept is not None and snap.done:
-        return (" (the first fit failed the fit check; kept "
-                + ("the second attempt, from a centred kernel)" if kept == 2
-                   else "the first, which fit better)"))
-    if snap.settings.get("attempt") == 2:
-        return " (second attempt, from a centred kernel: the first fit failed the fit check)"
-    return ""
+    settings = snap.settings
+    notes = run_notes(settings)
+    if "start" in settings:  # a start's trial is running
+        notes.insert(0, f"start {settings['start']} of {len(settings['start_seeds'])}: the "
+                        f"sharpest after {settings['start_trial_iterations']} iterations goes on")
+    if settings.get("attempt") == 2 and "kept_attempt" not in settings:
+        notes.append("second attempt, from a centred kernel: the first fit failed the fit check")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 @dataclass
@@ -632,7 +619,7 @@ class DeblurWidget(Container):
             default = self._defaults.get(name)
             if default is None or not math.isclose(widget.value, default, rel_tol=1e-9):
                 out[name] = float(widget.value)
-        if self._starts.value != getattr(self._presets[self._preset.value], "starts", 1):
+        if self._starts.value != self._presets[self._preset.value].starts:
             out["starts"] = int(self._starts.value)
         out.update(self.extra_overrides)
         return out
@@ -773,7 +760,7 @@ class DeblurWidget(Container):
                 widget.value = self._defaults[key]
                 self._defaults[key] = widget.value  # as rounded by the spin box
             widget.enabled = name == _STAGED or not _ADVANCED[key][4]
-        self._starts.value = getattr(settings, "starts", 1)
+        self._starts.value = settings.starts
         self._iterations.tooltip = f"0 = the preset's default ({settings.iterations})"
 
     def _on_show_advanced(self, value: bool) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ._run_notes import run_notes
+
 __all__ = ["main"]
 
 # The demo's settings: a 32-channel, 4-level generator is enough for a 128 x 128 image
@@ -226,7 +228,7 @@ def _deblur_files(argv: Sequence[str]) -> int:
             write_image(args.output, final.image, image)
             if args.kernel_out is not None:
                 _write_kernel(args.kernel_out, final.kernel)
-            summary = ", ".join([f"{final.step} iterations", *_run_notes(final.settings),
+            summary = ", ".join([f"{final.step} iterations", *run_notes(final.settings),
                                  f"{final.elapsed:.1f} s on {final.settings['device']}"])
         else:
             result = _run_restore(image, kernel_size, layout, args, known)
@@ -461,21 +463,6 @@ def _run_restore(image: np.ndarray, kernel_size: Any, layout: dict[str, Any],
     return final.result
 
 
-def _run_notes(settings: dict[str, Any]) -> list[str]:
-    """What the summary says of the blind run's starts and of the fit check, if anything."""
-    notes = []
-    seeds = settings.get("start_seeds")
-    if seeds:  # several starts raced (Settings.starts)
-        notes.append(f"kept start {settings['kept_start']} of {len(seeds)}, the sharpest "
-                     f"after {settings['start_trial_iterations']} iterations")
-    kept = settings.get("kept_attempt")
-    if kept is not None:  # the fit check ran a second attempt (Settings.retry_mae_ratio)
-        notes.append("the first fit failed the fit check; kept "
-                     + ("the second attempt, from a centred kernel" if kept == 2
-                        else "the first attempt, which fit better than the second"))
-    return notes
-
-
 def _describe(result: Any, layout: dict[str, Any]) -> str:
     parts = []
     if layout["colour"]:
@@ -499,7 +486,7 @@ def _describe(result: Any, layout: dict[str, Any]) -> str:
     elif regions:
         parts.append(f"kernels estimated on regions of {regions[0].height}x"
                      f"{regions[0].width}")
-    parts.extend(_run_notes(result.settings))
+    parts.extend(run_notes(result.settings))
     device = result.settings.get("device", "?")
     parts.append(f"{result.wall_time:.1f} s on {device}")
     return ", ".join(parts)
