@@ -19,6 +19,7 @@ from ._validation import real_array
 from .engine.solver import DivergedError, EngineConfig, EngineState, optimise
 from .noise import NOISE_LEVEL_FLOOR, estimate_noise_level
 from .presets import DEFAULT_PRESET, Settings, preset_for_device, resolve_settings
+from .regions import Region, auto_region
 from .sharpness import gradient_sparsity
 
 __all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
@@ -40,11 +41,14 @@ class Snapshot:
         (starts - 1) * trial``; when the fit check (``Settings.retry_mae_ratio``) starts a
         second attempt, ``total`` grows by ``iterations`` and ``step`` counts on.
     image : (M, N) ndarray of float32
-        The restored image, in the input's intensity range (a fresh array).
+        The restored image, in the input's intensity range (a fresh array). Where the run
+        fits a crop (``Settings.estimation_crop``, ``settings["estimation_region"]``), it
+        is the input with the generator's iterate in the crop until the final snapshot.
     kernel : (kh, kw) ndarray of float32
         The estimated blur kernel: non-negative, sums to 1, convolution orientation.
     generator_image : (M, N) ndarray of float32
-        The image generator's output; the same as ``image`` except on the final snapshot
+        The image generator's output (of the crop's shape where the run fits a crop); the
+        same as ``image`` except on the final snapshot
         of a run with ``final_deconvolution``, where ``image`` is the non-blind
         deconvolution of the input with the estimate made ready by
         :func:`~napari_dip_deblur.kernel_size.deconvolution_kernel`: centred, so the image
@@ -107,7 +111,9 @@ class Result:
         Everything the run used.
     generator_image : (M, N) ndarray of float32
         The image generator's own output (equal to ``image`` unless the settings ask for a
-        ``final_deconvolution``).
+        ``final_deconvolution``); of the crop's shape where the run fitted a crop
+        (``Settings.estimation_crop``; where: ``settings["estimation_region"]``, as
+        ``(y0, x0, height, width)``).
     seed : int
     device : str
         Where it ran, e.g. ``"cpu"`` or ``"cuda:0 (NVIDIA H100 80GB HBM3)"``.
@@ -291,7 +297,10 @@ def deblur_iter(
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
             or yield_every < 1:
         raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
-    generator_input = (array.shape[0] + kernel_shape[0] - 1, array.shape[1] + kernel_shape[1] - 1)
+    region = estimation_region(array, settings.estimation_crop)
+    fitted = array if region is None else array[region.slices]
+    generator_input = (fitted.shape[0] + kernel_shape[0] - 1,
+                       fitted.shape[1] + kernel_shape[1] - 1)
     # BatchNorm needs more than one value per channel at the deepest level, which is
     # ceil(side / 2**levels) on a side: a side of 2**levels or less ends at 1 x 1 there.
     min_input = 2 ** settings.levels + 1
@@ -305,7 +314,7 @@ def deblur_iter(
                                    large_kernel_lr=None)
     offset, scale = intensity_mapping(array)
     # A float64 copy: the caller's array is never touched.
-    target = torch.from_numpy((array.astype(np.float64) - offset) / scale).float()[None]
+    target = torch.from_numpy((fitted.astype(np.float64) - offset) / scale).float()[None]
     run_settings = {
         **settings.to_dict(),
         "preset": settings.name,
@@ -316,10 +325,20 @@ def deblur_iter(
         "intensity_offset": offset,
         "intensity_scale": scale,
         "initial_kernel": start_kernel is not None,
+        "estimation_region": None if region is None else list(region.as_tuple()),
     }
     progress = _attempts(target, kernel_shape, settings, seed=int(seed), device=torch_device,
                          yield_every=int(yield_every), initial_kernel=start_kernel)
-    return _snapshots(progress, settings, array, offset, scale, run_settings)
+    return _snapshots(progress, settings, array, offset, scale, run_settings, region)
+
+
+def estimation_region(image: np.ndarray, crop: int | None) -> Region | None:
+    """The crop a run with ``Settings.estimation_crop`` fits: None where there is no crop
+    or the image is no larger than it, else :func:`~napari_dip_deblur.regions.auto_region`
+    of that side (clipped to the image)."""
+    if crop is None or max(image.shape) <= crop:
+        return None
+    return auto_region(image, crop)
 
 
 @dataclass(frozen=True)
@@ -482,7 +501,8 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
 
 
 def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndarray,
-               offset: float, scale: float, run_settings: dict[str, Any]) -> Iterator[Snapshot]:
+               offset: float, scale: float, run_settings: dict[str, Any],
+               region: Region | None) -> Iterator[Snapshot]:
     last: Snapshot | None = None
     try:
         for item in progress:
@@ -497,7 +517,11 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
             generated = (state.image[0].numpy().astype(np.float64) * scale + offset
                          ).astype(np.float32)
             kernel = state.kernel.numpy().astype(np.float32, copy=True)
-            image = generated
+            if region is None:
+                image = generated
+            else:  # the input, with the crop being fitted showing the generator's iterate
+                image = array.astype(np.float32)
+                image[region.slices] = generated
             if item.final and settings.final_deconvolution != "none":
                 from .kernel_size import deconvolution_kernel, fit_kernel, needs_cleaning
                 from .nonblind import deconvolve

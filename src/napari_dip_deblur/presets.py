@@ -96,9 +96,17 @@ class Settings:
         activations, which they do not keep). No preset uses it: at equal time on the
         Levin set it was a wash (docs/presets.md, "Two starts").
     start_trial : float
-        The fraction of the iterations each start runs before they are compared, in (0, 1).
-        0.36: the score picked the better of two starts no better than chance before 23 %
-        of a ``fast`` run, and on 10 of 12 at 36 % (docs/presets.md, "Two starts").
+        The fraction of the iterations each start runs before they are compared, in (0, 1]
+        (1: every start runs to the end and the sharpest result is kept). 0.36: the score
+        picked the better of two starts no better than chance before 23 % of a ``fast``
+        run, and on 10 of 12 at 36 % (docs/presets.md, "Two starts").
+    estimation_crop : int, optional
+        Fit the generators to the best-textured ``estimation_crop`` x ``estimation_crop``
+        crop of the image (:func:`napari_dip_deblur.regions.auto_region`) instead of the
+        whole image, where the image is larger; the final deconvolution then restores the
+        whole image with the kernel found. The blur is the same everywhere, so the crop
+        carries the kernel, and an iteration costs in proportion to the pixels fitted.
+        Needs a ``final_deconvolution``. None: the whole image.
     blur : {'auto', 'direct', 'fft'}
         Forward-model implementation ('auto' picks the faster for the kernel and device).
     precision : {'float32', 'bfloat16', 'auto'}
@@ -144,6 +152,7 @@ class Settings:
     retry_kernel_start_sigma: float = 0.25
     starts: int = 1
     start_trial: float = 0.36
+    estimation_crop: int | None = None
     blur: str = "auto"
     precision: str = "float32"
     memory_format: str = "auto"
@@ -367,9 +376,17 @@ def _check(s: Settings) -> None:
                          f"(0, 10), got {s.retry_kernel_start_sigma!r}")
     if isinstance(s.starts, bool) or not isinstance(s.starts, int) or s.starts < 1:
         raise ValueError(f"starts must be an integer >= 1, got {s.starts!r}")
-    if not (_is_number(s.start_trial) and 0 < s.start_trial < 1):
-        raise ValueError(f"start_trial must be a fraction of the run in (0, 1), "
+    if not (_is_number(s.start_trial) and 0 < s.start_trial <= 1):
+        raise ValueError(f"start_trial must be a fraction of the run in (0, 1], "
                          f"got {s.start_trial!r}")
+    if s.estimation_crop is not None:
+        if isinstance(s.estimation_crop, bool) or not isinstance(s.estimation_crop, int) \
+                or s.estimation_crop <= 2 ** s.levels:
+            raise ValueError(f"estimation_crop must be None or an integer > {2 ** s.levels} "
+                             f"(2**levels), got {s.estimation_crop!r}")
+        if s.final_deconvolution == "none":
+            raise ValueError("estimation_crop needs a final_deconvolution (the step that "
+                             "restores the whole image with the kernel found on the crop)")
     if s.reg_noise_std < 0:
         raise ValueError(f"reg_noise_std must be >= 0, got {s.reg_noise_std!r}")
     if not all(0 < m < 1 for m in s.lr_milestones):

@@ -1,0 +1,90 @@
+"""Fitting a crop of the image (``Settings.estimation_crop``) and restoring the whole of it,
+and starts that all run to the end (``start_trial=1``)."""
+
+import numpy as np
+import pytest
+
+from napari_dip_deblur import deblur, deblur_iter
+from napari_dip_deblur.api import estimation_region, start_seed
+from napari_dip_deblur.regions import auto_region
+from napari_dip_deblur.samples import blurred_photo
+from napari_dip_deblur.sharpness import gradient_sparsity
+
+TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
+        "device": "cpu", "preset": "fast", "retry_mae_ratio": None}
+
+
+@pytest.fixture(scope="module")
+def blurry():
+    return blurred_photo(64, 5).blurry
+
+
+def test_the_run_fits_the_best_textured_crop_and_restores_the_whole_image(blurry):
+    before = blurry.copy()
+    snapshots = list(deblur_iter(blurry, 5, iterations=6, yield_every=2,
+                                 estimation_crop=40, **TINY))
+    region = auto_region(blurry, 40)
+    assert estimation_region(blurry, 40) == region
+    final = snapshots[-1]
+    assert final.settings["estimation_region"] == list(region.as_tuple())
+    assert final.generator_image.shape == (40, 40)
+    assert final.image.shape == blurry.shape and final.done
+    # Until the end, the image is the input with the generator's iterate in the crop.
+    first = snapshots[0]
+    outside = np.ones(blurry.shape, bool)
+    outside[region.slices] = False
+    np.testing.assert_array_equal(first.image[outside], blurry[outside].astype(np.float32))
+    np.testing.assert_array_equal(first.image[region.slices], first.generator_image)
+    # The end is the whole input deconvolved: it differs from the input outside the crop too.
+    assert np.abs(final.image[outside] - blurry[outside]).mean() > 0.05 * np.ptp(blurry)
+    np.testing.assert_array_equal(blurry, before)
+
+
+def test_no_crop_where_the_image_is_no_larger_than_it(blurry):
+    assert estimation_region(blurry, 64) is None and estimation_region(blurry, None) is None
+    result = deblur(blurry, 5, iterations=3, estimation_crop=64, **TINY)
+    assert result.settings["estimation_region"] is None
+    assert result.generator_image.shape == blurry.shape
+
+
+def test_a_crop_fits_the_same_as_a_run_on_that_crop(blurry):
+    # The intensity mapping of an 8-bit input does not depend on its content, so a run on
+    # the crop itself is the same fit.
+    eight_bit = np.round(blurry * 255).astype(np.uint8)
+    cropped = deblur(eight_bit, 5, iterations=4, estimation_crop=40, **TINY)
+    y0, x0, h, w = cropped.settings["estimation_region"]
+    alone = deblur(eight_bit[y0:y0 + h, x0:x0 + w], 5, iterations=4, **TINY)
+    np.testing.assert_array_equal(cropped.generator_image, alone.generator_image)
+    np.testing.assert_array_equal(cropped.history["loss"], alone.history["loss"])
+
+
+@pytest.mark.parametrize("value, message", [
+    (8, "estimation_crop must be None or an integer > 8"),
+    (True, "estimation_crop must be"),
+    (40.0, "estimation_crop must be"),
+])
+def test_bad_crops_are_refused(blurry, value, message):
+    with pytest.raises(ValueError, match=message):
+        deblur(blurry, 5, iterations=2, estimation_crop=value, **TINY)
+
+
+def test_a_crop_needs_the_final_deconvolution(blurry):
+    with pytest.raises(ValueError, match="needs a final_deconvolution"):
+        deblur(blurry, 5, iterations=2, estimation_crop=40, final_deconvolution="none",
+               **{k: v for k, v in TINY.items()})
+
+
+def test_starts_that_run_to_the_end_keep_the_sharpest(blurry):
+    n = 5
+    result = deblur(blurry, 5, iterations=n, starts=2, start_trial=1.0,
+                    final_deconvolution="none", **TINY)
+    settings = result.settings
+    assert settings["start_trial_iterations"] == n and result.iterations == 2 * n
+    kept = settings["kept_start"]
+    assert kept == 1 + int(np.argmin(settings["start_sparsity"]))
+    seed = settings["start_seeds"][kept - 1]
+    assert seed == start_seed(0, kept - 1)
+    alone = deblur(blurry, 5, iterations=n, seed=seed, final_deconvolution="none", **TINY)
+    np.testing.assert_array_equal(result.image, alone.image)
+    assert settings["start_sparsity"][kept - 1] == pytest.approx(
+        gradient_sparsity((alone.image / 255.0), margin=2), rel=1e-5)
