@@ -11,7 +11,7 @@ from napari_dip_deblur.samples import blurred_photo
 from napari_dip_deblur.sharpness import gradient_sparsity
 
 TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "device": "cpu", "preset": "fast", "retry_mae_ratio": None}
+        "device": "cpu", "preset": "fast", "retry_mae_ratio": None, "starts": 1}
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,18 @@ def test_a_crop_needs_the_final_deconvolution(blurry):
                **{k: v for k, v in TINY.items()})
 
 
+def test_fast_fits_a_176_px_crop_unless_the_final_deconvolution_is_turned_off():
+    from napari_dip_deblur.presets import resolve_settings
+
+    assert resolve_settings("fast").estimation_crop == 176
+    assert resolve_settings("fast", final_deconvolution="none").estimation_crop is None
+    assert resolve_settings("selfdeblur").estimation_crop is None
+
+
 def test_starts_that_run_to_the_end_keep_the_sharpest(blurry):
     n = 5
-    result = deblur(blurry, 5, iterations=n, starts=2, start_trial=1.0,
-                    final_deconvolution="none", **TINY)
+    result = deblur(blurry, 5, iterations=n, final_deconvolution="none",
+                    **{**TINY, "starts": 2, "start_trial": 1.0})
     settings = result.settings
     assert settings["start_trial_iterations"] == n and result.iterations == 2 * n
     kept = settings["kept_start"]
@@ -88,3 +96,17 @@ def test_starts_that_run_to_the_end_keep_the_sharpest(blurry):
     np.testing.assert_array_equal(result.image, alone.image)
     assert settings["start_sparsity"][kept - 1] == pytest.approx(
         gradient_sparsity((alone.image / 255.0), margin=2), rel=1e-5)
+
+
+def test_restore_fits_the_presets_crop_unless_a_region_is_given(blurry):
+    from napari_dip_deblur.restore import restore
+
+    result = restore(blurry, 5, iterations=3, estimation_crop=40, **TINY)
+    assert result.regions == (auto_region(blurry, 40),)
+    assert result.settings["estimation_crop"] == 40
+    assert result.image.shape == blurry.shape
+    given = restore(blurry, 5, iterations=3, estimation_crop=40, region=(0, 0, 48, 48),
+                    **TINY)
+    assert [r.as_tuple() for r in given.regions] == [(0, 0, 48, 48)]
+    whole = restore(blurry, 5, iterations=3, **TINY)  # fast's 176 px: more than the image
+    assert whole.regions == (None,) and whole.settings["estimation_crop"] == 176

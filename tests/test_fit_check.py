@@ -11,7 +11,7 @@ from napari_dip_deblur.presets import resolve_settings
 from napari_dip_deblur.samples import blurred_photo
 
 TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "device": "cpu", "preset": "fast"}
+        "final_deconvolution": "none", "device": "cpu", "preset": "fast", "starts": 1}
 
 
 @pytest.fixture(scope="module")

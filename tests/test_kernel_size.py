@@ -21,7 +21,7 @@ from napari_dip_deblur.kernel_size import (
 from napari_dip_deblur.samples import blurred_photo, gaussian_kernel, motion_kernel
 
 TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "preset": "fast", "device": "cpu"}
+        "final_deconvolution": "none", "preset": "fast", "device": "cpu", "starts": 1}
 
 
 def _box(shape=(15, 15), y0=5, x0=6, h=5, w=3, floor=0.0):
@@ -148,8 +148,10 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
     assert suggestion.size == (7, 5)
     assert suggestion.max_size == (21, 21) and suggestion.reliable
     assert suggestion.region is None
-    # "auto" is `fast` on the CPU, whose suggestion runs keep the measured 64 channels.
-    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64}
+    # "auto" is `fast` on the CPU, whose suggestion runs keep the measured 64 channels, one
+    # start, on all of the image given.
+    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64, "starts": 1,
+                                                 "estimation_crop": None}
     np.testing.assert_array_equal(calls[0][0], image)
     # A blur reaching the border is flagged, and the suggestion never exceeds max_size.
     monkeypatch.setattr(api, "deblur", _fake_deblur(_box((21, 21), 0, 0, 21, 19), []))

@@ -33,7 +33,7 @@ from napari_dip_deblur.restore import (
 from napari_dip_deblur.samples import blurred_fluorescence, blurred_photo, motion_kernel
 
 TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "preset": "fast", "device": "cpu"}
+        "final_deconvolution": "none", "preset": "fast", "device": "cpu", "starts": 1}
 
 
 def psnr(image, truth, data_range):
@@ -587,11 +587,13 @@ def test_fast_on_a_region_uses_a_narrower_generator_for_longer_unless_told_other
     tuned = first_estimate(preset="fast")
     assert (tuned.total, tuned.settings["channels"]) == (600, 32)
     # Given iterations or channels, or another preset, or no region: the settings as given.
-    assert first_estimate(preset="fast", iterations=7).total == 7
+    # (fast's two starts count both: 2 x 7)
+    assert first_estimate(preset="fast", iterations=7).total == 2 * 7
     assert first_estimate(preset="fast", channels=16).settings["channels"] == 16
     fast = PRESETS["fast"]
-    assert first_estimate(preset="fast", channels=16).total == fast.iterations
+    assert first_estimate(preset="fast", channels=16).total == 2 * fast.iterations
     whole = next(restore_iter(image, 5, preset="fast", **small))
-    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (fast.iterations,
+    assert (whole.snapshot.total, whole.snapshot.settings["channels"]) == (2 * fast.iterations,
                                                                           fast.channels)
+    assert fast.starts == 2 and fast.start_trial == 1.0
     assert (fast.iterations, fast.channels) != (600, 32)  # so the region's settings differ

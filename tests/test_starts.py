@@ -129,7 +129,7 @@ def test_a_failed_fit_check_retries_the_kept_start(small_blurry):
     ({"starts": 1.5}, "starts must be an integer >= 1"),
     ({"starts": True}, "starts must be an integer >= 1"),
     ({"start_trial": 0.0}, "start_trial must be a fraction"),
-    ({"start_trial": 1.0}, "start_trial must be a fraction"),
+    ({"start_trial": 1.01}, "start_trial must be a fraction"),
 ])
 def test_bad_starts_are_refused(small_blurry, overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -399,9 +399,10 @@ class DeblurWidget(Container):
         }
         self._starts = SpinBox(label="starts (the sharpest goes on)", value=1, min=1, max=8)
         self._starts.tooltip = (
-            "Run this many starts for the first 36 % of the run and carry on the one with the "
-            "sharpest image: insurance against a collapse to a smeared kernel, at 36 % more "
-            "time per extra start (docs/presets.md, 'Two starts').")
+            "Run this many starts (each from its own seed) and keep the one with the sharpest "
+            "image: insurance against a collapse to a smeared kernel. 'fast' runs 2, each to "
+            "the end; each extra start adds the preset's start_trial of a run "
+            "(docs/presets.md, 'Two starts').")
         self._noise_weight = FloatSpinBox(label="noise-aware TV weight", value=DEFAULT_TV_WEIGHT,
                                           min=1e-4, max=10.0, step=0.001)
         self._region_size = SpinBox(label="auto region size", value=256, min=16, max=100_000)

@@ -35,8 +35,11 @@ DEFAULT_MAX_SIZE = 41
 #: What a suggestion run with the ``fast`` preset uses unless told otherwise: ``fast`` as it
 #: was when the suggestion was measured (docs/benchmarks/real-inputs.md). Its 48-channel
 #: generator of 2026-11-26 collapses more often on an oversized kernel, which a suggestion
-#: run always has, and its fit check would double the run (docs/presets.md).
-SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300}
+#: run always has, and its fit check would double the run (docs/presets.md). One start, on
+#: all of the crop it is given (its own ``region``): ``fast``'s two starts and its
+#: ``estimation_crop`` came later, and would double the run or shrink its crop.
+SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300, "starts": 1,
+                          "estimation_crop": None}
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,9 @@ PRESETS: dict[str, Settings] = {
         kernel_lr=3e-4,
         large_kernel_lr=1e-3,
         retry_mae_ratio=3.0,
+        starts=2,
+        start_trial=1.0,
+        estimation_crop=176,
         final_deconvolution="hyper_laplacian",
     ),
 }
@@ -312,6 +315,8 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
                          f"accepted: {', '.join(Settings.field_names())}")
     if "kernel_lr" in overrides and "large_kernel_lr" not in overrides:
         overrides["large_kernel_lr"] = None  # an explicit kernel_lr is what runs
+    if overrides.get("final_deconvolution") == "none" and "estimation_crop" not in overrides:
+        overrides["estimation_crop"] = None  # without that step only the whole image can be fitted
     staged = {k: overrides.pop(k) for k in STAGED_KEYS if k in overrides}
     if staged:
         if not set(STAGED_KEYS) <= set(settings.extra):

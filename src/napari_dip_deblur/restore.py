@@ -65,10 +65,11 @@ plane. ``"per_plane"``: a blind estimate on each plane, each plane restored with
 
 NONBLIND_METHODS = ("hyper_laplacian", "wiener")
 
-REGION_FAST_OVERRIDES = {"iterations": 600, "channels": 32}
+REGION_FAST_OVERRIDES = {"iterations": 600, "channels": 32, "starts": 1}
 """What the ``fast`` preset changes when it estimates a kernel on a region (a crop of a few
 hundred pixels a side), unless ``iterations`` or ``channels`` are given: a 32-channel
-generator for twice the iterations. On three 4096 x 4096 test mosaics (2-core CPU,
+generator for twice the iterations, one start. (With a region, the blind run fits all of
+it: ``estimation_crop`` is set to None unless given.) On three 4096 x 4096 test mosaics (2-core CPU,
 2026-11-25, ``docs/benchmarks/real-inputs.md``) it found better kernels (NCC 0.96 / 0.96 /
 0.90 against 0.88 / 0.95 / 0.89) in the same time or less (82-100 s in all against
 99-107 s), and the whole image gained 2.4 / 3.3 / 2.6 dB where the preset's own settings
@@ -286,7 +287,9 @@ def restore_iter(
         Where in the plane to estimate: the whole plane (None), the best-textured
         ``region_size`` crop ("auto"; the whole plane if smaller), or a given rectangle.
         With a region, the ``fast`` preset runs :data:`REGION_FAST_OVERRIDES` unless
-        ``iterations`` or ``channels`` are given.
+        ``iterations`` or ``channels`` are given. None with a preset that has an
+        ``estimation_crop`` (``fast``: 176) fits the best-textured crop of that side, with
+        the preset's own settings, as :func:`napari_dip_deblur.deblur` does.
     region_size : int
         Side of the automatic region.
     method : {"hyper_laplacian", "wiener"}
@@ -583,6 +586,15 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
                 and "channels" not in overrides):
             settings = resolve_settings(settings, **REGION_FAST_OVERRIDES)
             extra["region_overrides"] = dict(REGION_FAST_OVERRIDES)
+        if region is None and settings.estimation_crop is not None:
+            # The preset's crop (``fast``: 176 px), with the preset's own settings: the
+            # best-textured crop of that side, as ``deblur`` would fit it.
+            region, region_size = "auto", settings.estimation_crop
+            blind_shape = (min(region_size, plane_shape[0]), min(region_size, plane_shape[1]))
+            kernel_shape = normalise_kernel_size(kernel_size, blind_shape)
+            extra["estimation_crop"] = settings.estimation_crop
+        # The blind runs fit the region asked for (or the plane) whole; this step restores it.
+        settings = resolve_settings(settings, estimation_crop=None)
     if noise_aware is not None:
         try:
             if settings is not None:

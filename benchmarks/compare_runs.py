@@ -1,0 +1,65 @@
+"""Compare Levin result folders of ``benchmarks/levin.py`` image by image (paired).
+
+For each folder after the first: the mean PSNR over the images both have, on how many it
+is better than the first folder, the means per sharp image (``im1`` .. ``im4``), the total
+wall time, and the images that moved most. No network is run.
+
+    python benchmarks/compare_runs.py benchmarks/results/experiments/fast-cl-440 \\
+        benchmarks/results/experiments/fast-crop176-starts2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def load(folder: Path, seed: int | None) -> dict[str, dict]:
+    """The records of a result folder by case name: of ``seed``, or of its only seed."""
+    records: dict[str, dict] = {}
+    pattern = "im*_kernel*_seed*.json" if seed is None else f"im*_kernel*_seed{seed}.json"
+    for path in sorted(folder.glob(pattern)):
+        record = json.loads(path.read_text())
+        if record["case"] in records:
+            raise SystemExit(f"{folder} holds several seeds of {record['case']}: pass --seed")
+        records[record["case"]] = record
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="the first is the reference")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="the seed to compare (default: each folder's only seed)")
+    parser.add_argument("--show", type=int, default=5, help="largest moves to list")
+    args = parser.parse_args()
+    reference = load(args.folders[0], args.seed)
+    for folder in args.folders[1:]:
+        other = load(folder, args.seed)
+        cases = sorted(set(reference) & set(other))
+        if not cases:
+            print(f"{folder}: no case in common with {args.folders[0]}")
+            continue
+        ref = np.array([reference[c]["psnr"] for c in cases])
+        new = np.array([other[c]["psnr"] for c in cases])
+        diff = new - ref
+        print(f"{folder.name} against {args.folders[0].name}, {len(cases)} images:")
+        print(f"  mean PSNR {new.mean():.2f} against {ref.mean():.2f} dB "
+              f"({diff.mean():+.2f}); better on {int((diff > 0).sum())} of {len(cases)}")
+        print(f"  wall time {sum(other[c]['wall_time'] for c in cases):.0f} s against "
+              f"{sum(reference[c]['wall_time'] for c in cases):.0f} s")
+        for image in sorted({c.split('_')[0] for c in cases}):
+            mask = np.array([c.startswith(image + "_") for c in cases])
+            print(f"  {image}: {new[mask].mean():.2f} against {ref[mask].mean():.2f} dB "
+                  f"({diff[mask].mean():+.2f}, {mask.sum()} images)")
+        order = np.argsort(diff)
+        moves = [*order[:args.show], *order[::-1][:args.show]]
+        print("  largest moves: " + ", ".join(
+            f"{cases[i]} {ref[i]:.2f} -> {new[i]:.2f}" for i in dict.fromkeys(moves)))
+
+
+if __name__ == "__main__":
+    main()
