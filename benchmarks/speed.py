@@ -81,7 +81,17 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
             "blur": settings["blur"], "precision": settings["precision"],
             "memory_format": settings["memory_format"],
             "channels": settings["channels"],
-            "iterations_preset": PRESETS[preset].iterations}
+            # What one iteration fitted: the whole image, or the preset's crop of it.
+            "fitted": list(settings["estimation_region"][2:]) if settings.get(
+                "estimation_region") else [size, size],
+            "iterations_preset": PRESETS[preset].iterations,
+            "iterations_per_run": _iterations_per_run(PRESETS[preset])}
+
+
+def _iterations_per_run(settings) -> int:
+    """Iterations of a run of the preset: every start's trial counts."""
+    trial = min(settings.iterations, max(1, round(settings.start_trial * settings.iterations)))
+    return settings.iterations + (settings.starts - 1) * trial
 
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
@@ -175,14 +185,14 @@ def _markdown(record: dict) -> str:
         "`selfdeblur` at the same size, measured in the same run. GFLOP counts "
         "convolutions and matrix products (forward + backward) only.",
         "",
-        "| size | kernel | preset | s / iteration | ratio to selfdeblur | GFLOP / iteration "
-        "| peak memory (GB) | blur | precision | layout | preset iterations (now) "
-        "| est. s / run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | kernel | preset | fitted | s / iteration | ratio to selfdeblur "
+        "| GFLOP / iteration | peak memory (GB) | blur | precision | layout "
+        "| iterations per run (now) | est. s / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['size']} | {row['kernel']} | {row['preset']} | "
+            lines.append(f"| {row['size']} | {row['kernel']} | {row['preset']} | | "
                          f"failed: {row['error']} | | | | | | | | |")
             continue
         # The same layout asked (records from before layouts were asked have none).
@@ -192,16 +202,23 @@ def _markdown(record: dict) -> str:
         speedup = ref["s_per_iteration"] / row["s_per_iteration"] if ref else None
         ratio = "–" if speedup is None else "1" if ref is row else \
             "about the same" if 0.9 < speedup < 1.1 else f"{speedup:.1f}x faster"
-        # The iterations of the preset as it is now (the time per iteration does not
-        # depend on them), so the estimate follows preset changes.
-        iterations = PRESETS[row["preset"]].iterations if row["preset"] in PRESETS \
-            else row["iterations_preset"]
+        # The iterations of a run of the preset as it is now (the time per iteration does
+        # not depend on them), so the estimate follows preset changes; but not where the
+        # preset now fits a crop and the row timed the whole image (rows from before
+        # `estimation_crop`): its iterations cost differently now.
+        preset = PRESETS.get(row["preset"])
+        fitted = row.get("fitted", [row["size"], row["size"]])
+        iterations = _iterations_per_run(preset) if preset else row["iterations_preset"]
+        crop = preset.estimation_crop if preset else None
+        stale = crop is not None and max(fitted) > crop
+        estimate = "– (the preset fits a crop now)" if stale \
+            else f"{row['s_per_iteration'] * iterations:.0f}"
         lines.append(
             f"| {row['size']} | {row['kernel']} | {row['preset']} | "
+            f"{fitted[0]} x {fitted[1]} | "
             f"{row['s_per_iteration']:.3f} | {ratio} | {row['gflop_per_iteration']:.1f} | "
             f"{row['peak_memory_gb']:.2f} | {row['blur']} | {row['precision']} | "
-            f"{row.get('memory_format', 'contiguous')} | {iterations} | "
-            f"{row['s_per_iteration'] * iterations:.0f} |")
+            f"{row.get('memory_format', 'contiguous')} | {iterations} | {estimate} |")
     return "\n".join(lines) + "\n"
 
 
