@@ -69,10 +69,10 @@ REGION_FAST_OVERRIDES = {"iterations": 600, "channels": 32, "starts": 1}
 """What the ``fast`` preset changes when it estimates a kernel on a region (a crop of a few
 hundred pixels a side), unless ``iterations`` or ``channels`` are given: a 32-channel
 generator for twice the iterations, one start. (With a region, the blind run fits all of
-it: ``estimation_crop`` is set to None unless given.) On three 4096 x 4096 test mosaics (2-core CPU,
-2026-11-25, ``docs/benchmarks/real-inputs.md``) it found better kernels (NCC 0.96 / 0.96 /
-0.90 against 0.88 / 0.95 / 0.89) in the same time or less (82-100 s in all against
-99-107 s), and the whole image gained 2.4 / 3.3 / 2.6 dB where the preset's own settings
+it: ``estimation_crop`` is set to None unless given.) On three 4096 x 4096 test mosaics
+(2-core CPU, 2026-11-25, ``docs/benchmarks/real-inputs.md``) it found better kernels
+(NCC 0.96 / 0.96 / 0.90 against 0.88 / 0.95 / 0.89) in the same time or less (82-100 s in
+all against 99-107 s), and the whole image gained 2.4 / 3.3 / 2.6 dB where the preset's own settings
 gave -3.3 / +3.2 / -1.8 dB."""
 
 # Progress units: a blind iteration counts 1; a non-blind plane counts about as many
