@@ -85,13 +85,7 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
             "fitted": list(settings["estimation_region"][2:]) if settings.get(
                 "estimation_region") else [size, size],
             "iterations_preset": PRESETS[preset].iterations,
-            "iterations_per_run": _iterations_per_run(PRESETS[preset])}
-
-
-def _iterations_per_run(settings) -> int:
-    """Iterations of a run of the preset: every start's trial counts."""
-    trial = min(settings.iterations, max(1, round(settings.start_trial * settings.iterations)))
-    return settings.iterations + (settings.starts - 1) * trial
+            "iterations_per_run": PRESETS[preset].run_iterations()}
 
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
@@ -208,7 +202,7 @@ def _markdown(record: dict) -> str:
         # `estimation_crop`): its iterations cost differently now.
         preset = PRESETS.get(row["preset"])
         fitted = row.get("fitted", [row["size"], row["size"]])
-        iterations = _iterations_per_run(preset) if preset else row["iterations_preset"]
+        iterations = preset.run_iterations() if preset else row["iterations_preset"]
         crop = preset.estimation_crop if preset else None
         stale = crop is not None and max(fitted) > crop
         estimate = "– (the preset fits a crop now)" if stale \

@@ -23,6 +23,7 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     from napari_dip_deblur import deblur
     from napari_dip_deblur.levin import load_levin
+    from napari_dip_deblur.presets import resolve_settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", default="im2_kernel1")
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     case = next(c for c in load_levin(args.data) if c.name == args.case)
-    trial = round(args.start_trial * args.iterations)
-    total = args.iterations + (args.starts - 1) * trial
+    raced = resolve_settings("fast", args.iterations, starts=args.starts,
+                             start_trial=args.start_trial)
+    total = raced.run_iterations()  # as the api counts it
     runs = {"one start": {"starts": 1, "iterations": total, "retry_mae_ratio": None},
             "two starts": {"starts": args.starts, "start_trial": args.start_trial,
                            "iterations": args.iterations, "retry_mae_ratio": None}}

@@ -80,6 +80,9 @@ def test_fast_fits_a_176_px_crop_unless_the_final_deconvolution_is_turned_off():
     assert resolve_settings("fast").estimation_crop == 176
     assert resolve_settings("fast", final_deconvolution="none").estimation_crop is None
     assert resolve_settings("selfdeblur").estimation_crop is None
+    # A run of fast counts both starts; the race of 2026-11-26 afternoon counted 330 + 119.
+    assert resolve_settings("fast").run_iterations() == 880
+    assert resolve_settings("fast", 330, start_trial=0.36).run_iterations() == 449
 
 
 def test_starts_that_run_to_the_end_keep_the_sharpest(blurry):

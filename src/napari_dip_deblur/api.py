@@ -400,8 +400,8 @@ def _raced(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Settin
         raise RuntimeError("the engine ended without its last step")  # cannot happen
 
     started = time.perf_counter()
-    trial = min(n, max(1, round(settings.start_trial * n)))
-    total = n + (starts - 1) * trial
+    trial = settings.start_trial_iterations()
+    total = settings.run_iterations()
     seeds = [start_seed(seed, i) for i in range(starts)]
     runs: list[Iterator[EngineState]] = []  # suspended at the end of their trial
     trial_ends: list[EngineState] = []

@@ -146,9 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--starts", type=int, default=None, metavar="N",
-                        help="race N starts for the first 36 %% of the run and carry on the "
-                             "sharpest (default: the preset's, 1); insurance against a "
-                             "collapse to a smeared kernel, at 36 %% more time per extra start")
+                        help="run N starts from their own seeds and keep the sharpest "
+                             "(default: the preset's; fast runs 2, each to the end, so 1 "
+                             "halves its time); insurance against a collapse to a smeared "
+                             "kernel")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--kernel", type=Path, default=None, metavar="FILE",
                         help="a known blur kernel (a measured PSF, an earlier estimate): "

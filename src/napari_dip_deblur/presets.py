@@ -175,6 +175,18 @@ class Settings:
             return self.large_kernel_lr
         return self.kernel_lr
 
+    def start_trial_iterations(self) -> int:
+        """Iterations each start runs before the starts are compared (at least 1, at most
+        ``iterations``)."""
+        return min(self.iterations, max(1, round(self.start_trial * self.iterations)))
+
+    def run_iterations(self) -> int:
+        """Iterations of a whole run: every start's trial counts (without the fit check's
+        second attempt, which only runs where the fit fails)."""
+        if self.starts == 1:
+            return self.iterations
+        return self.iterations + (self.starts - 1) * self.start_trial_iterations()
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict of every field."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
