@@ -5,7 +5,8 @@ Three subcommands:
 ``final``  Offline, on stored Levin runs of the same preset with different seeds or layouts
            (``benchmarks/levin.py`` outputs): for each pair of runs, pick per image the
            restored image with the lower gradient sparsity and compare the mean PSNR with the
-           pair's mean and with the better of the two (the oracle).
+           pair's mean and with the better of the two (the oracle); ``--group 3``: among
+           every three runs instead of two.
 ``pilot``  Rerun the first iterations of two stored runs on some images (``--run-a``,
            ``--run-b``: a seed and a memory layout each), saving the generator image and the
            kernel every 20 iterations to ``--scratch`` (not kept: ~4 MB per image).
@@ -16,6 +17,7 @@ Usage (the figures in docs/presets.md, "Two starts"; OUT is
 benchmarks/results/experiments/start-choice)::
 
     python benchmarks/start_choice.py final --out OUT/final.json
+    python benchmarks/start_choice.py final --group 3 --out OUT/final-trios.json
     python benchmarks/start_choice.py pilot --scratch /tmp/pilot --cases im4_kernel8 ...
     python benchmarks/start_choice.py early --scratch /tmp/pilot --out OUT/early.json
 """
@@ -64,17 +66,23 @@ def final(args: argparse.Namespace) -> dict:
             image = imread(RESULTS / run / f"{case}_seed{seed}_image.png")
             table[label][case] = (_record(run, case, seed)["psnr"],
                                   gradient_sparsity(image, margin=_margin(case)))
-    pairs = []
-    for a, b in itertools.combinations(FINAL_RUNS, 2):
-        picked = [min(table[a][c], table[b][c], key=lambda r: r[1])[0] for c in CASES]
-        means = [np.mean([table[x][c][0] for c in CASES]) for x in (a, b)]
-        oracle = [max(table[a][c][0], table[b][c][0]) for c in CASES]
+    groups = []
+    for group in itertools.combinations(FINAL_RUNS, args.group):
+        picked = [min((table[x][c] for x in group), key=lambda r: r[1])[0] for c in CASES]
+        means = [float(np.mean([table[x][c][0] for c in CASES])) for x in group]
+        oracle = [max(table[x][c][0] for x in group) for c in CASES]
         right = sum(p == best for p, best in zip(picked, oracle, strict=True))
-        pairs.append({"runs": [a, b], "mean_psnr": means, "picked_psnr": float(np.mean(picked)),
-                      "oracle_psnr": float(np.mean(oracle)), "picked_better": int(right)})
-        print(f"{a} | {b}: means {means[0]:.2f} / {means[1]:.2f}, picked {np.mean(picked):.2f}, "
-              f"oracle {np.mean(oracle):.2f}, better one picked on {right}/32")
-    return {"pairs": pairs}
+        groups.append({"runs": list(group), "mean_psnr": means,
+                       "picked_psnr": float(np.mean(picked)),
+                       "oracle_psnr": float(np.mean(oracle)), "picked_better": int(right)})
+        print(f"{' | '.join(group)}: means {' / '.join(f'{m:.2f}' for m in means)}, picked "
+              f"{np.mean(picked):.2f}, oracle {np.mean(oracle):.2f}, the best one picked on "
+              f"{right}/32")
+    if args.group > 1:
+        gain = np.mean([g["picked_psnr"] - np.mean(g["mean_psnr"]) for g in groups])
+        print(f"over the {len(groups)} groups of {args.group}: the pick gains {gain:+.2f} dB "
+              f"over the group's mean")
+    return {"group": args.group, "groups" if args.group != 2 else "pairs": groups}
 
 
 def pilot(args: argparse.Namespace) -> dict:
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=CASES, help="Levin cases for the pilot")
     parser.add_argument("--steps", type=int, default=160, help="iterations the pilot runs")
     parser.add_argument("--data", default=None, help="the Levin data folder")
+    parser.add_argument("--group", type=int, default=2,
+                        help="final: how many runs a pick chooses among (2: pairs)")
     args = parser.parse_args(argv)
     result = {"final": final, "pilot": pilot, "early": early}[args.command](args)
     if args.out:
