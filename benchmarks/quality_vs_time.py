@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = plt.subplots(figsize=(8, 6.5))
     rows, sources = [], []
     for label, records in zip(labels, runs, strict=True):
         curves = [curve(records[c], args.device_type, speed) for c in common]
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     axis.set_ylabel("mean PSNR (dB), Levin protocol")
     axis.set_title(f"Quality against time, {len(common)} Levin images")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend()
+    # Below the axes: the labels are long and the curves fill the plot.
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize="small")
     figure.tight_layout()
     png = args.out.with_suffix(".png")
     figure.savefig(png, dpi=110)
