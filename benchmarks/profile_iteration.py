@@ -29,7 +29,10 @@ def main() -> int:
     from napari_dip_deblur import deblur_iter
     from napari_dip_deblur.levin import load_levin
 
-    case = next(c for c in load_levin(args.data) if c.name == args.case)
+    cases = {c.name: c for c in load_levin(args.data)}
+    if args.case not in cases:
+        parser.error(f"--case {args.case!r} is not a Levin case (im1_kernel1 .. im4_kernel8)")
+    case = cases[args.case]
     # One start, so that every iteration profiled is one of the same run.
     snapshots = deblur_iter(case.blurry.astype(np.uint8), case.kernel_size, preset=args.preset,
                             seed=0, device="cpu", yield_every=1, starts=1)

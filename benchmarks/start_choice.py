@@ -78,7 +78,7 @@ def final(args: argparse.Namespace) -> dict:
         print(f"{' | '.join(group)}: means {' / '.join(f'{m:.2f}' for m in means)}, picked "
               f"{np.mean(picked):.2f}, oracle {np.mean(oracle):.2f}, the best one picked on "
               f"{right}/32")
-    if args.group > 1:
+    if groups:
         gain = np.mean([g["picked_psnr"] - np.mean(g["mean_psnr"]) for g in groups])
         print(f"over the {len(groups)} groups of {args.group}: the pick gains {gain:+.2f} dB "
               f"over the group's mean")
@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=2,
                         help="final: how many runs a pick chooses among (2: pairs)")
     args = parser.parse_args(argv)
+    if not 2 <= args.group <= len(FINAL_RUNS):
+        parser.error(f"--group must be 2 to {len(FINAL_RUNS)} (the stored runs), "
+                     f"got {args.group}")
     result = {"final": final, "pilot": pilot, "early": early}[args.command](args)
     if args.out:
         out = Path(args.out)

@@ -500,6 +500,11 @@ def deblur_large(image: Any, kernel_size: int | tuple[int, int] | None = None, *
 # --------------------------------------------------------------------------- preparation
 
 
+def _auto_region_shape(region_size: int, plane_shape: tuple[int, int]) -> tuple[int, int]:
+    """The shape of the automatic region: ``region_size`` a side, clipped to the plane."""
+    return (min(region_size, plane_shape[0]), min(region_size, plane_shape[1]))
+
+
 def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_axis: int | None,
              alpha: bool | None, weights: str, reference: Any, region: Any, region_size: int,
              method: str, nonblind_options: Mapping[str, Any] | None, clean: bool | str,
@@ -559,7 +564,7 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
         if region != "auto":
             raise ValueError(f"region must be None, 'auto', a Region or (y0, x0, height, "
                              f"width), got {region!r}")
-        blind_shape = (min(region_size, plane_shape[0]), min(region_size, plane_shape[1]))
+        blind_shape = _auto_region_shape(region_size, plane_shape)
     elif region is not None:
         region = as_region(region, plane_shape)
         blind_shape = region.shape
@@ -590,7 +595,7 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
             # The preset's crop (``fast``: 176 px), with the preset's own settings: the
             # best-textured crop of that side, as ``deblur`` would fit it.
             region, region_size = "auto", settings.estimation_crop
-            blind_shape = (min(region_size, plane_shape[0]), min(region_size, plane_shape[1]))
+            blind_shape = _auto_region_shape(region_size, plane_shape)
             kernel_shape = normalise_kernel_size(kernel_size, blind_shape)
             extra["estimation_crop"] = settings.estimation_crop
         # The blind runs fit the region asked for (or the plane) whole; this step restores it.
