@@ -217,7 +217,8 @@ def run_case(case: LevinCase, seed: int, args: argparse.Namespace) -> dict[str, 
         "history": subsample_history(last.history, HISTORY_POINTS),
         "convergence": convergence or None,
     })
-    return {"record": record, "image": last.image, "kernel": last.kernel}
+    return {"record": record, "image": last.image, "kernel": last.kernel,
+            "generator_kernel": last.generator_kernel}
 
 
 def score_record(case: LevinCase, image: np.ndarray, kernel: np.ndarray) -> dict[str, Any]:
@@ -266,6 +267,11 @@ def write_outputs(out: Path, stem: str, result: dict[str, Any], *, save_float: b
     np.save(out / f"{stem}_kernel.npy", kernel)
     peak = float(kernel.max()) or 1.0
     io.imsave(out / f"{stem}_kernel.png", to_uint8(255 * kernel / peak), check_contrast=False)
+    if result.get("generator_kernel") is not None:
+        # the estimate before the final deconvolution centred and cropped it: that step
+        # can be redone from it exactly, with other options (benchmarks/final_step.py)
+        np.save(out / f"{stem}_generator_kernel.npy",
+                np.asarray(result["generator_kernel"], dtype=np.float32))
     if save_float:
         np.save(out / f"{stem}_image.npy", np.asarray(result["image"], dtype=np.float32))
     path = out / f"{stem}.json"

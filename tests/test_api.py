@@ -13,6 +13,8 @@ from napari_dip_deblur import (
     deblur_iter,
 )
 from napari_dip_deblur.engine.schedule import Phase
+from napari_dip_deblur.kernel_size import deconvolution_kernel, fit_kernel
+from napari_dip_deblur.nonblind import deconvolve
 from napari_dip_deblur.samples import blurred_photo
 
 # A tiny network keeps every run here well under a second.
@@ -248,6 +250,10 @@ def test_final_deconvolution_replaces_only_the_last_image(small_blurry):
     plain = deblur(small_blurry, 5, iterations=4, **TINY)
     np.testing.assert_array_equal(plain.image, plain.generator_image)
     np.testing.assert_array_equal(plain.kernel, last.kernel)
+    # without a final step the generator's kernel is the kernel, in an array of its own
+    np.testing.assert_array_equal(plain.generator_kernel, plain.kernel)
+    assert not np.shares_memory(plain.generator_kernel, plain.kernel)
+    np.testing.assert_array_equal(first.generator_kernel, first.kernel)
 
 
 def test_an_image_too_small_for_the_generator_depth_is_refused_up_front():
@@ -301,6 +307,15 @@ def test_final_deconvolution_with_an_off_centre_oversized_estimate_stays_aligned
     assert error(result.image) < 0.6 * error(sample.blurry), (error(result.image),
                                                                error(sample.blurry))
     assert error(result.image) < 0.5 * error(result.image, (6, -5))
+    # The generator's own estimate is kept as it was, off centre, and the final step can be
+    # redone from it exactly (benchmarks/final_step.py relies on that).
+    raw = result.generator_kernel
+    assert np.unravel_index(raw.argmax(), raw.shape) == np.unravel_index(start.argmax(),
+                                                                         start.shape)
+    applied = deconvolution_kernel(raw, clean=True, max_shape=sample.blurry.shape)
+    np.testing.assert_array_equal(fit_kernel(applied, raw.shape), result.kernel)
+    again = deconvolve(sample.blurry, applied, weight=PRESETS["fast"].final_deconvolution_weight)
+    np.testing.assert_array_equal(again, result.image)
 
 
 def test_a_good_initial_kernel_beats_a_random_start_at_the_same_budget():

@@ -55,6 +55,11 @@ class Snapshot:
         stays aligned with the input, and its noise floor removed where it looks oversized
         (``settings["deconvolution_kernel_cleaned"]``). ``kernel`` is then that kernel
         cropped to ``kernel_size``.
+    generator_kernel : (kh, kw) ndarray of float32 or None
+        The kernel generator's own output (a fresh array), before any final deconvolution
+        made it ready; the same as ``kernel`` except on such a final snapshot. With it the
+        final step can be redone with other options:
+        ``deconvolve(input, deconvolution_kernel(generator_kernel, clean=...))``.
     loss : float
         Total loss of the last iteration.
     terms : dict[str, float]
@@ -90,6 +95,7 @@ class Snapshot:
     done: bool
     history: dict[str, np.ndarray]
     settings: dict[str, Any]
+    generator_kernel: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,9 @@ class Result:
         several starts or the fit check started a second attempt.
     wall_time : float
         Seconds.
+    generator_kernel : (kh, kw) ndarray of float32 or None
+        The kernel generator's own output, before a ``final_deconvolution`` centred and
+        cropped it (equal to ``kernel`` without one).
     """
 
     image: np.ndarray
@@ -133,6 +142,7 @@ class Result:
     device: str
     iterations: int
     wall_time: float
+    generator_kernel: np.ndarray | None = None
 
 
 class DeblurDivergedError(RuntimeError):
@@ -517,6 +527,7 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
             generated = (state.image[0].numpy().astype(np.float64) * scale + offset
                          ).astype(np.float32)
             kernel = state.kernel.numpy().astype(np.float32, copy=True)
+            generator_kernel = kernel.copy()
             if region is None:
                 image = generated
             else:  # the input, with the crop being fitted showing the generator's iterate
@@ -540,6 +551,7 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
                 image=image,
                 kernel=kernel,
                 generator_image=generated,
+                generator_kernel=generator_kernel,
                 loss=state.terms["loss"],
                 terms=dict(state.terms),
                 elapsed=item.elapsed,
@@ -638,4 +650,5 @@ def deblur(
         device=final.settings["device"],
         iterations=final.step,
         wall_time=final.elapsed,
+        generator_kernel=final.generator_kernel,
     )
