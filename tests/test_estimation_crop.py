@@ -113,3 +113,45 @@ def test_restore_fits_the_presets_crop_unless_a_region_is_given(blurry):
     assert [r.as_tuple() for r in given.regions] == [(0, 0, 48, 48)]
     whole = restore(blurry, 5, iterations=3, **TINY)  # fast's 176 px: more than the image
     assert whole.regions == (None,) and whole.settings["estimation_crop"] == 176
+
+
+def test_a_run_stopped_early_is_finished_with_the_kernel_it_had(blurry):
+    from napari_dip_deblur import finish_early
+    from napari_dip_deblur.kernel_size import deconvolution_kernel, needs_cleaning
+    from napari_dip_deblur.nonblind import deconvolve
+
+    before = blurry.copy()
+    snapshots = list(deblur_iter(blurry, 5, iterations=6, yield_every=1, estimation_crop=40,
+                                 **TINY))
+    middle, final = snapshots[2], snapshots[-1]
+    region = auto_region(blurry, 40)
+    outside = np.ones(blurry.shape, bool)
+    outside[region.slices] = False
+    finished = finish_early(blurry, middle)
+    # The whole input deconvolved with the kernel of iteration 3, as the end would have it.
+    assert finished.step == middle.step == 3 and not finished.done
+    assert finished.settings["finished_early"] is True
+    assert "finished_early" not in middle.settings
+    np.testing.assert_array_equal(middle.image[outside], blurry[outside].astype(np.float32))
+    assert np.abs(finished.image[outside] - blurry[outside]).mean() > 0.05 * np.ptp(blurry)
+    applied = deconvolution_kernel(middle.generator_kernel,
+                                   clean=needs_cleaning(middle.generator_kernel),
+                                   max_shape=blurry.shape)
+    np.testing.assert_array_equal(finished.image, deconvolve(blurry, applied, weight=1e-4))
+    assert finished.kernel.shape == (5, 5) and finished.kernel.sum() == pytest.approx(1, 1e-5)
+    # The kernel changed since, and so does the image; a final snapshot is already finished.
+    assert not np.array_equal(finish_early(blurry, final).image, finished.image)
+    assert finish_early(blurry, final) is final
+    np.testing.assert_array_equal(blurry, before)
+
+
+def test_finishing_early_needs_a_final_step_and_the_runs_input(blurry):
+    from napari_dip_deblur import finish_early
+
+    plain = next(deblur_iter(blurry, 5, iterations=3, final_deconvolution="none", **TINY))
+    with pytest.raises(ValueError, match="no final deconvolution"):
+        finish_early(blurry, plain)
+    first = next(deblur_iter(blurry, 5, iterations=3, yield_every=1, **TINY))
+    with pytest.raises(ValueError, match=r"image has shape \(64, 63\), but the run's input "
+                                         r"had \(64, 64\)"):
+        finish_early(blurry[:, 1:], first)

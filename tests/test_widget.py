@@ -307,6 +307,9 @@ def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, 
     assert len(meta["loss_history"]["loss"]) == meta["iterations"]
     assert "cancelled" in widget._status.value
     assert cells.data.tobytes() == before
+    # fast ends with a non-blind deconvolution: a cancelled run ends with it too
+    assert meta["settings"]["finished_early"] is True
+    assert "then deconvolved with that kernel" in widget._status.value
 
     # the next run takes the partial layers back over
     widget._iterations.value = 2
@@ -314,6 +317,33 @@ def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, 
     _wait_idle(widget, qtbot)
     assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
     assert viewer.layers[1].metadata["partial"] is False
+
+
+def test_cancel_of_a_crop_run_restores_the_whole_image(viewer_widget, qtbot):
+    # fast fits a crop and only its final step restores the whole image: on Cancel the
+    # partial result is that step with the kernel so far, not the input with a crop pasted
+    viewer, widget = viewer_widget
+    sample = blurred_photo(size=96, kernel_size=5)
+    cells = viewer.add_image(sample.blurry, name="cells")
+    widget.extra_overrides = {**FAST, "estimation_crop": 48}
+    widget._iterations.value = 100_000
+    widget._update_every.value = 100_000  # the first iterate is shown, then no more
+    widget.run()
+    qtbot.waitUntil(lambda: "cells deblurred" in viewer.layers, timeout=30_000)
+    qtbot.wait(300)
+    live = viewer.layers["cells deblurred"]
+    y0, x0, h, w = live.metadata["settings"]["estimation_region"]
+    outside = np.ones(sample.blurry.shape, bool)
+    outside[y0:y0 + h, x0:x0 + w] = False
+    np.testing.assert_array_equal(live.data[outside], sample.blurry[outside])  # while it runs
+    widget.cancel()
+    _wait_idle(widget, qtbot, timeout=10_000)
+    restored = viewer.layers["cells deblurred" + PARTIAL_SUFFIX]
+    assert restored.metadata["settings"]["finished_early"] is True
+    assert restored.metadata["partial"] is True
+    change = np.abs(restored.data[outside] - sample.blurry[outside]).mean()
+    assert change > 0.02 * np.ptp(sample.blurry), change
+    assert np.isfinite(restored.data).all() and restored.data.shape == sample.blurry.shape
 
 
 def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blurry, qtbot):

@@ -25,15 +25,18 @@ __all__ = [
     "available_devices",
     "deblur",
     "deblur_iter",
+    "finish_early",
 ]
 
 if TYPE_CHECKING:
-    from .api import DeblurDivergedError, Result, Snapshot, available_devices, deblur, deblur_iter
+    from .api import (DeblurDivergedError, Result, Snapshot, available_devices, deblur,
+                      deblur_iter, finish_early)
     from .presets import PRESETS, Settings
 
 _LAZY = {
     "deblur": "api",
     "deblur_iter": "api",
+    "finish_early": "api",
     "Result": "api",
     "Snapshot": "api",
     "DeblurDivergedError": "api",

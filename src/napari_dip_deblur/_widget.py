@@ -23,6 +23,7 @@ torch is imported only when a run starts (inside the worker) or when the widget 
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -131,15 +132,19 @@ def _deblur_snapshots(
     image: np.ndarray,
     kernel_size: tuple[int, int],
     noise_aware: float | None = None,
+    stop: threading.Event | None = None,
     **kwargs: Any,
 ) -> Iterator[Snapshot]:
     """The worker's generator: every snapshot of ``deblur_iter``, one per iteration.
 
-    Yielding every iteration lets ``worker.quit()`` act within one iteration; the widget
-    copies into layers only every N of them. ``noise_aware``: the TV weight kept in the
-    schedule's last interval (:func:`napari_dip_deblur.noise.noise_aware_phases`).
+    Yielding every iteration lets a stop act within one iteration; the widget copies into
+    layers only every N of them. ``stop`` (Cancel) ends the run after the snapshot being
+    handed over; a run whose preset ends with a non-blind deconvolution is then finished
+    with the kernel it has (:func:`napari_dip_deblur.finish_early`), one more snapshot.
+    ``noise_aware``: the TV weight kept in the schedule's last interval
+    (:func:`napari_dip_deblur.noise.noise_aware_phases`).
     """
-    from napari_dip_deblur import deblur_iter
+    from napari_dip_deblur import deblur_iter, finish_early
 
     try:
         if noise_aware is not None:
@@ -153,12 +158,19 @@ def _deblur_snapshots(
             kwargs["preset"] = resolve_settings(
                 preset, **noise_aware_overrides(preset, noise_aware))
         snapshots = deblur_iter(image, kernel_size, yield_every=1, **kwargs)
+        last = None
         try:
-            yield from snapshots
+            for last in snapshots:
+                yield last
+                if stop is not None and stop.is_set():
+                    break
         finally:
             close = getattr(snapshots, "close", None)
             if close is not None:
                 close()
+        if (last is not None and not last.done
+                and last.settings.get("final_deconvolution", "none") != "none"):
+            yield finish_early(image, last)
     except RuntimeError as exc:
         raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -250,6 +262,7 @@ class _Run:
     shown_step: int = 0
     error: BaseException | None = None
     cancelled: bool = False
+    stop: threading.Event | None = None  # set by Cancel: the grey run's generator ends itself
     outputs: dict[str, Any] = field(default_factory=dict)
     restore: _RestoreState | None = None  # set for runs through restore_iter
     pending: deque[tuple[Any, tuple[Any, ...]]] = field(default_factory=deque)
@@ -597,11 +610,18 @@ class DeblurWidget(Container):
         return worker
 
     def cancel(self) -> None:
-        """Ask the running worker to stop; the last iterate is kept, marked partial."""
+        """Ask the running worker to stop; what it has is kept, marked partial.
+
+        A grey run of a preset that ends with a non-blind deconvolution (``fast``) ends as
+        it would have: the input deconvolved with the kernel it has
+        (:func:`napari_dip_deblur.finish_early`); other runs keep their last iterate."""
         if self._worker is None or self._run is None:
             return
         self._run.cancelled = True
-        self._worker.quit()
+        if self._run.stop is not None:
+            self._run.stop.set()  # the generator stops, and finishes what the preset would
+        else:
+            self._worker.quit()
         self._run_button.enabled = False
         self._run_button.text = "Cancelling…"
         self._status.value = "cancelling…"
@@ -805,11 +825,13 @@ class DeblurWidget(Container):
         self._run = self._new_run(layer, plane.location,
                                   (int(self._kernel_h.value), int(self._kernel_w.value)),
                                   preset, colormap=layer.colormap)
+        self._run.stop = threading.Event()
         worker = create_worker(
             _deblur_snapshots,
             plane.data,
             self._run.kernel_size,
             noise_aware=self._run.noise_aware,
+            stop=self._run.stop,
             preset=preset,
             iterations=iterations,
             seed=self._run.seed,
@@ -1019,7 +1041,8 @@ class DeblurWidget(Container):
         if run.error is not None or self._closed:
             return
         try:
-            if not run.outputs or snap.done or snap.step % run.update_every == 0:
+            if (not run.outputs or snap.done or snap.step % run.update_every == 0
+                    or snap.settings.get("finished_early")):
                 self._show(run, snap, partial=not snap.done)
         except Exception as exc:  # a bug here must not leave a run going unseen
             self._on_errored(run, exc)
@@ -1106,9 +1129,12 @@ class DeblurWidget(Container):
         partial = run.error is not None or not snap.done
         self._show(run, snap, partial=partial, final=True, refresh=snap.step != run.shown_step)
         cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
+        finished = (", then deconvolved with that kernel"
+                    if snap.settings.get("finished_early") else "")
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: "
-            f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s{_attempt_note(snap)}"
+            f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s{finished}"
+            f"{_attempt_note(snap)}"
         )
 
     def _finish_restore(self, run: _Run) -> None:

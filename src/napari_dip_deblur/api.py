@@ -23,7 +23,7 @@ from .regions import Region, auto_region
 from .sharpness import gradient_sparsity
 
 __all__ = ["DeblurDivergedError", "Result", "Snapshot", "available_devices", "deblur",
-           "deblur_iter"]
+           "deblur_iter", "finish_early"]
 
 # Smallest image side: the SSIM window is 11 px and the U-Net needs room to downsample.
 MIN_SIDE = 16
@@ -534,17 +534,10 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
                 image = array.astype(np.float32)
                 image[region.slices] = generated
             if item.final and settings.final_deconvolution != "none":
-                from .kernel_size import deconvolution_kernel, fit_kernel, needs_cleaning
-                from .nonblind import deconvolve
-
-                # Centred so the image stays aligned with the input, cleaned if oversized;
-                # the kernel returned is the one applied, cropped to the size asked for.
-                cleaned = needs_cleaning(kernel)
+                image, kernel, cleaned = _final_deconvolution(
+                    array, kernel, settings.final_deconvolution,
+                    settings.final_deconvolution_weight)
                 run_info["deconvolution_kernel_cleaned"] = cleaned
-                applied = deconvolution_kernel(kernel, clean=cleaned, max_shape=array.shape)
-                image = deconvolve(array, applied, method=settings.final_deconvolution,
-                                   weight=settings.final_deconvolution_weight)
-                kernel = fit_kernel(applied, kernel.shape)
             last = Snapshot(
                 step=item.step,
                 total=item.total,
@@ -567,6 +560,79 @@ def _snapshots(progress: Iterator[_Progress], settings: Settings, array: np.ndar
         ) from error
     finally:
         progress.close()
+
+
+def _final_deconvolution(array: np.ndarray, kernel: np.ndarray, method: str, weight: float
+                         ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The final step: the restored image, the kernel applied (cropped to the estimate's
+    shape) and whether its noise floor was removed."""
+    from .kernel_size import deconvolution_kernel, fit_kernel, needs_cleaning
+    from .nonblind import deconvolve
+
+    # Centred so the image stays aligned with the input, cleaned if oversized; the kernel
+    # returned is the one applied, cropped to the size asked for.
+    cleaned = needs_cleaning(kernel)
+    applied = deconvolution_kernel(kernel, clean=cleaned, max_shape=array.shape)
+    image = deconvolve(array, applied, method=method, weight=weight)
+    return image, fit_kernel(applied, kernel.shape), cleaned
+
+
+def finish_early(image: Any, snapshot: Snapshot) -> Snapshot:
+    """A snapshot of a run stopped early, finished as the run would have finished it.
+
+    A preset with a ``final_deconvolution`` (``fast``) ends by deconvolving the whole input
+    with the kernel estimate; before that its snapshots show the generator's iterate, which
+    is only a crop of the input where the run fits one (``Settings.estimation_crop``). A
+    run cancelled part-way can still end the same way, with the kernel it had: that is what
+    the napari widget keeps on Cancel.
+
+    Parameters
+    ----------
+    image : (M, N) array_like
+        The input the run was given (not modified).
+    snapshot : Snapshot
+        A snapshot of that run, from :func:`deblur_iter`.
+
+    Returns
+    -------
+    Snapshot
+        The same snapshot (``done`` stays as it was) with ``image`` the input deconvolved
+        with the snapshot's kernel estimate (``generator_kernel``), ``kernel`` that
+        estimate as applied, and ``settings["finished_early"] = True``. A snapshot that is
+        already final is returned as it is.
+
+    Raises
+    ------
+    ValueError
+        The run has no final deconvolution, the snapshot has no ``generator_kernel``, or
+        the image is not the shape of the run's input.
+
+    Examples
+    --------
+    >>> last = None                                              # doctest: +SKIP
+    >>> for last in deblur_iter(blurry, 15):                     # doctest: +SKIP
+    ...     if last.elapsed > 30:
+    ...         break
+    >>> restored = finish_early(blurry, last).image              # doctest: +SKIP
+    """
+    method = snapshot.settings.get("final_deconvolution", "none")
+    if method == "none":
+        raise ValueError("the run has no final deconvolution (final_deconvolution='none'): "
+                         "its snapshots already show its result")
+    if snapshot.done:
+        return snapshot
+    if snapshot.generator_kernel is None:
+        raise ValueError("the snapshot has no generator_kernel to deconvolve with")
+    array = _check_image(image)
+    if array.shape != snapshot.image.shape:
+        raise ValueError(f"image has shape {array.shape}, but the run's input had "
+                         f"{snapshot.image.shape}")
+    restored, kernel, cleaned = _final_deconvolution(
+        array, snapshot.generator_kernel, method,
+        float(snapshot.settings["final_deconvolution_weight"]))
+    settings = {**snapshot.settings, "deconvolution_kernel_cleaned": cleaned,
+                "finished_early": True}
+    return dataclasses.replace(snapshot, image=restored, kernel=kernel, settings=settings)
 
 
 def deblur(
