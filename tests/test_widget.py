@@ -344,6 +344,7 @@ def test_cancel_of_a_crop_run_restores_the_whole_image(viewer_widget, qtbot):
     change = np.abs(restored.data[outside] - sample.blurry[outside]).mean()
     assert change > 0.02 * np.ptp(sample.blurry), change
     assert np.isfinite(restored.data).all() and restored.data.shape == sample.blurry.shape
+    np.testing.assert_array_equal(cells.data, sample.blurry)  # the input is untouched
 
 
 def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blurry, qtbot):

@@ -29,8 +29,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .api import (DeblurDivergedError, Result, Snapshot, available_devices, deblur,
-                      deblur_iter, finish_early)
+    from .api import (
+        DeblurDivergedError,
+        Result,
+        Snapshot,
+        available_devices,
+        deblur,
+        deblur_iter,
+        finish_early,
+    )
     from .presets import PRESETS, Settings
 
 _LAZY = {
