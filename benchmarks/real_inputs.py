@@ -456,18 +456,22 @@ def _large_section(records: list[dict]) -> list[str]:
         f"`deblur_large(image, {first['kernel_size']}, region='auto', preset='fast', ...)`: "
         "the kernel estimated on the automatically chosen crop, the whole image restored by "
         "hyper-Laplacian deconvolution. Blind settings: iterations x generator channels on "
-        "the crop (600 x 32 is what `fast` now runs on a region, "
-        "`restore.REGION_FAST_OVERRIDES`; 300 x 64 is the preset's own).", "",
+        "the crop (600 x 32, one start, is what `fast` runs on a region, "
+        "`restore.REGION_FAST_OVERRIDES`; 440 x 48 is the preset's own since 2026-11-26, "
+        "two starts with the sharper kept; 300 x 64 was its own before). Compare rows of "
+        "one date: 600 x 32 on mosaic 0 gave 3.1 dB less (whole image) at commit a98e417 "
+        "than at d484f24 and 6299d73; the code changed in between (the channels-last "
+        "layout among others) and the cause is not isolated.", "",
         "*Whole*: PSNR (peak 1) over the whole image less a 32 px border, at the best "
         "integer shift within +-4 px. *Central*: the central 512 x 512 crop, aligned to the "
         "quarter pixel as the Levin protocol does (a blind kernel may move the image by a "
         "fraction of a pixel, which the integer search counts as error). *True kernel*: the "
         "same non-blind step with the true kernel, the ceiling a perfect estimate would "
         "reach.", "",
-        "| mosaic seed | blind settings | crop | wall time (s) | peak RSS (GB) | estimated up "
-        "front | PSNR blurry (whole / central) | PSNR restored (whole / central) | PSNR, true "
-        "kernel (whole / central) | kernel NCC |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+        "| mosaic seed | blind settings | date | crop | wall time (s) | peak RSS (GB) | "
+        "estimated up front | PSNR blurry (whole / central) | PSNR restored (whole / "
+        "central) | PSNR, true kernel (whole / central) | kernel NCC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
     def key(r: dict) -> tuple:
         return (r.get("mosaic_seed", 0), r.get("blind_channels") or 0, r.get("region_size", 224))
 
@@ -477,7 +481,8 @@ def _large_section(records: list[dict]) -> list[str]:
         ncc = "–" if r["kernel_ncc"] is None else format(r["kernel_ncc"], ".3f")
         lines.append(
             f"| {r.get('mosaic_seed', 0)} | {r.get('blind_iterations')} x "
-            f"{r.get('blind_channels')} | {r['region']} | {r['seconds']:.1f} | "
+            f"{r.get('blind_channels')} | {r['date'][:10]} | {r['region']} | "
+            f"{r['seconds']:.1f} | "
             f"{r['peak_rss_gb']:.2f} | {_estimate_text(r.get('estimate') or {})} | "
             f"{r['psnr_blurry']:.2f} / {r['psnr_blurry_central']:.2f} | "
             f"{r['psnr_restored']:.2f} / {r['psnr_restored_central']:.2f} | {true} | {ncc} |")

@@ -155,3 +155,22 @@ def test_finishing_early_needs_a_final_step_and_the_runs_input(blurry):
     with pytest.raises(ValueError, match=r"image has shape \(64, 63\), but the run's input "
                                          r"had \(64, 64\)"):
         finish_early(blurry[:, 1:], first)
+
+
+def test_fast_on_a_region_runs_the_region_settings_but_keeps_what_was_given(blurry):
+    from napari_dip_deblur.restore import REGION_FAST_OVERRIDES, restore_iter
+
+    def first_settings(**kwargs):
+        progress = restore_iter(blurry, 5, region=(0, 0, 40, 40), preset="fast",
+                                device="cpu", yield_every=1, **kwargs)
+        try:
+            return next(progress).snapshot.settings
+        finally:
+            progress.close()
+
+    plain = first_settings()
+    assert {k: plain[k] for k in REGION_FAST_OVERRIDES} == REGION_FAST_OVERRIDES
+    given = first_settings(starts=2)
+    assert (given["starts"], given["channels"], given["iterations"]) == (2, 32, 600)
+    own = first_settings(iterations=5)  # iterations given: the preset's own settings
+    assert (own["channels"], own["iterations"], own["starts"]) == (48, 5, 2)

@@ -67,13 +67,15 @@ NONBLIND_METHODS = ("hyper_laplacian", "wiener")
 
 REGION_FAST_OVERRIDES = {"iterations": 600, "channels": 32, "starts": 1}
 """What the ``fast`` preset changes when it estimates a kernel on a region (a crop of a few
-hundred pixels a side), unless ``iterations`` or ``channels`` are given: a 32-channel
-generator for twice the iterations, one start. (With a region, the blind run fits all of
-it: ``estimation_crop`` is set to None unless given.) On three 4096 x 4096 test mosaics
-(2-core CPU, 2026-11-25, ``docs/benchmarks/real-inputs.md``) it found better kernels
-(NCC 0.96 / 0.96 / 0.90 against 0.88 / 0.95 / 0.89) in the same time or less (82-100 s in
-all against 99-107 s), and the whole image gained 2.4 / 3.3 / 2.6 dB where the preset's own settings
-gave -3.3 / +3.2 / -1.8 dB."""
+hundred pixels a side), unless ``iterations`` or ``channels`` are given; a key the caller
+gives (``starts=2``) stays as given. A 32-channel generator for 600 iterations, one start.
+(With a region, the blind run fits all of it: ``estimation_crop`` is set to None unless
+given.) On three 4096 x 4096 test mosaics (2-core CPU, ``docs/benchmarks/real-inputs.md``)
+it found better kernels than the preset's own settings, in less time: on 2026-11-25 against
+300 x 64 (NCC 0.96 / 0.96 / 0.90 against 0.88 / 0.95 / 0.89; 82-100 s in all against
+99-107 s), and on 2026-11-26 against two starts of 440 x 48, the preset's settings since
+(NCC 0.947 / 0.950 / 0.936 against 0.924 / 0.898 / 0.920; whole-image PSNR 29.13 / 29.57 /
+32.37 against 24.50 / 29.06 / 29.16 dB; 73-81 s in all against 170-183 s)."""
 
 # Progress units: a blind iteration counts 1; a non-blind plane counts about as many
 # iterations as it takes time. Measured on the 2-core CPU on 2026-11-25: a 4096 x 4096
@@ -589,8 +591,11 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
                                     **overrides)
         if (region is not None and settings.name == "fast" and iterations is None
                 and "channels" not in overrides):
-            settings = resolve_settings(settings, **REGION_FAST_OVERRIDES)
-            extra["region_overrides"] = dict(REGION_FAST_OVERRIDES)
+            # what the caller gave (starts=...) stays as given
+            region_overrides = {k: v for k, v in REGION_FAST_OVERRIDES.items()
+                                if k not in overrides}
+            settings = resolve_settings(settings, **region_overrides)
+            extra["region_overrides"] = region_overrides
         if region is None and settings.estimation_crop is not None:
             # The preset's crop (``fast``: 176 px), with the preset's own settings: the
             # best-textured crop of that side, as ``deblur`` would fit it.
