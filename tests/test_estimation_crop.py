@@ -115,14 +115,17 @@ def test_restore_fits_the_presets_crop_unless_a_region_is_given(blurry):
     assert whole.regions == (None,) and whole.settings["estimation_crop"] == 176
 
 
-def test_a_run_stopped_early_is_finished_with_the_kernel_it_had(blurry):
+def test_a_run_stopped_early_is_finished_with_the_kernel_it_had():
     from napari_dip_deblur import finish_early
     from napari_dip_deblur.kernel_size import deconvolution_kernel, needs_cleaning
     from napari_dip_deblur.nonblind import deconvolve
 
+    # a run from the true kernel: its estimate can be deconvolved with from the start
+    sample = blurred_photo(64, 5)
+    blurry = sample.blurry
     before = blurry.copy()
     snapshots = list(deblur_iter(blurry, 5, iterations=6, yield_every=1, estimation_crop=40,
-                                 **TINY))
+                                 initial_kernel=sample.kernel, kernel_lr=1e-2, **TINY))
     middle, final = snapshots[2], snapshots[-1]
     region = auto_region(blurry, 40)
     outside = np.ones(blurry.shape, bool)
@@ -133,7 +136,8 @@ def test_a_run_stopped_early_is_finished_with_the_kernel_it_had(blurry):
     assert finished.settings["finished_early"] is True
     assert "finished_early" not in middle.settings
     np.testing.assert_array_equal(middle.image[outside], blurry[outside].astype(np.float32))
-    assert np.abs(finished.image[outside] - blurry[outside]).mean() > 0.05 * np.ptp(blurry)
+    # outside the crop too the image is deconvolved, not the input any more
+    assert np.abs(finished.image[outside] - blurry[outside]).mean() > 0.01 * np.ptp(blurry)
     applied = deconvolution_kernel(middle.generator_kernel,
                                    clean=needs_cleaning(middle.generator_kernel),
                                    max_shape=blurry.shape)
@@ -143,6 +147,17 @@ def test_a_run_stopped_early_is_finished_with_the_kernel_it_had(blurry):
     assert not np.array_equal(finish_early(blurry, final).image, finished.image)
     assert finish_early(blurry, final) is final
     np.testing.assert_array_equal(blurry, before)
+
+
+def test_a_kernel_still_near_its_flat_start_is_not_deconvolved_with(blurry):
+    from napari_dip_deblur import finish_early
+
+    first = next(deblur_iter(blurry, 5, iterations=50, yield_every=1, estimation_crop=40,
+                             **TINY))
+    assert first.generator_kernel.max() < 2 / first.generator_kernel.size  # nearly flat
+    kept = finish_early(blurry, first)
+    assert kept.settings["finished_early"] is False
+    assert kept.image is first.image and kept.kernel is first.kernel
 
 
 def test_finishing_early_needs_a_final_step_and_the_runs_input(blurry):

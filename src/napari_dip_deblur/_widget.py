@@ -1129,8 +1129,9 @@ class DeblurWidget(Container):
         partial = run.error is not None or not snap.done
         self._show(run, snap, partial=partial, final=True, refresh=snap.step != run.shown_step)
         cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
-        finished = (", then deconvolved with that kernel"
-                    if snap.settings.get("finished_early") else "")
+        finished = {True: ", then deconvolved with that kernel",
+                    False: " (its kernel is still too near its start to deconvolve with)",
+                    None: ""}[snap.settings.get("finished_early")]
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: "
             f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s{finished}"
