@@ -26,16 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_dip_deblur.kernel_size import deconvolution_kernel, needs_cleaning
+from napari_dip_deblur.kernel_size import deconvolution_kernel
 from napari_dip_deblur.levin import load_levin
 from napari_dip_deblur.metrics import levin_score
 from napari_dip_deblur.nonblind import deconvolve
 
 
 def redo(blurry: np.ndarray, raw_kernel: np.ndarray, method: str, weight: float) -> np.ndarray:
-    """The final step of ``deblur_iter`` with another weight (the same calls, in order)."""
-    applied = deconvolution_kernel(raw_kernel, clean=needs_cleaning(raw_kernel),
-                                   max_shape=blurry.shape)
+    """The final step of ``deblur_iter`` with another weight (cleaned where
+    ``needs_cleaning`` says so, as there: ``clean="auto"``)."""
+    applied = deconvolution_kernel(raw_kernel, max_shape=blurry.shape)
     return deconvolve(blurry, applied, method=method, weight=weight)
 
 
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{folder}: no records of benchmarks/levin.py")
         for path in records:
             record = json.loads(path.read_text())
-            raw_path = path.with_name(f"{path.stem}_{args.kernels}_kernel.npy"
-                                      if args.kernels == "generator" else
-                                      f"{path.stem}_kernel.npy")
+            suffix = {"generator": "_generator_kernel.npy", "saved": "_kernel.npy"}
+            raw_path = path.with_name(path.stem + suffix[args.kernels])
             if not raw_path.exists():
                 print(f"{folder.name}/{path.stem}: no {raw_path.name}, skipped")
                 continue
