@@ -343,3 +343,35 @@ def test_the_summary_says_when_the_fit_check_ran_a_second_attempt():
     raced = restore(blurry, 5, **{**tiny, "starts": 2, "start_trial": 0.7})
     kept = raced.settings["kept_start"]
     assert f"kept start {kept} of 2, the sharpest after 2 iterations" in _describe(raced, layout)
+
+
+def test_ctrl_c_writes_what_the_run_has_and_exits_130(blurry_png, tmp_path):
+    """A real SIGINT to a real process, part-way through a long run."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    out, kernel_out = tmp_path / "restored.png", tmp_path / "kernel.npy"
+    before = iio.imread(blurry_png)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_dip_deblur.cli", str(blurry_png), "-k", "5", "-o",
+         str(out), "--kernel-out", str(kernel_out), "--iterations", "1000000", "--starts",
+         "1", "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(
+        lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "loss=" not in "".join(seen) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the progress bar shows iterations
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    reader.join(timeout=10)
+    text = "".join(seen)
+    assert "interrupted at iteration " in text and "of 1000000; wrote" in text
+    assert iio.imread(out).shape == (40, 40)
+    assert np.load(kernel_out).shape[0] >= 5
+    np.testing.assert_array_equal(iio.imread(blurry_png), before)

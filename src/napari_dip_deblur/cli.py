@@ -15,6 +15,9 @@ luminance, one plane, a crop) and restore every channel of every plane with it
 (:func:`napari_dip_deblur.restore.restore_iter`). With ``--kernel`` (a known kernel: a
 measured PSF, an earlier estimate) there is no blind step: every channel of every plane is
 restored with that kernel.
+
+Ctrl-C stops a run of a 2-D grey image and writes what it has: the whole input
+deconvolved with the kernel found so far (``fast``), or the last iterate; exit status 130.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ __all__ = ["main"]
 DEMO_SETTINGS = {"preset": "fast", "iterations": 600, "channels": 32, "levels": 4,
                  "starts": 1}
 DEMO_SIZE, DEMO_KERNEL = 128, 15
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 #: Iterations of the short blind run behind ``--suggest-size`` and ``-k auto``.
 SUGGEST_ITERATIONS = 300
@@ -106,19 +112,39 @@ def _positive_float(text: str) -> float:
 
 
 def _run_with_progress(image: np.ndarray, kernel_size, quiet: bool, **kwargs):
-    """Run ``deblur_iter`` with a progress bar; return the final snapshot."""
+    """Run ``deblur_iter`` with a progress bar; return the last snapshot.
+
+    Ctrl-C ends the run, not the program: the last snapshot is finished as the run would
+    have finished it (:func:`~napari_dip_deblur.api.finish_early`) and returned, so that
+    the caller writes it. It is None where no iteration was reached.
+    """
     from tqdm import tqdm
 
-    from .api import deblur_iter
+    from .api import deblur_iter, finish_early
 
     snapshots = deblur_iter(image, kernel_size, yield_every=10, **kwargs)
     final = None
     with tqdm(total=None, unit="it", disable=quiet, dynamic_ncols=True) as bar:
-        for final in snapshots:
-            bar.total = final.total
-            bar.update(final.step - bar.n)
-            bar.set_postfix(loss=f"{final.loss:.4f}")
+        try:
+            for final in snapshots:
+                bar.total = final.total
+                bar.update(final.step - bar.n)
+                bar.set_postfix(loss=f"{final.loss:.4f}")
+        except KeyboardInterrupt:
+            snapshots.close()
+            if final is not None and final.settings.get("final_deconvolution",
+                                                        "none") != "none":
+                final = finish_early(image, final)
+            raise _Interrupted(final) from None
     return final
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during a run; ``snapshot`` is its last result (None before the first)."""
+
+    def __init__(self, snapshot: Any) -> None:
+        super().__init__("interrupted")
+        self.snapshot = snapshot
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -227,14 +253,23 @@ def _deblur_files(argv: Sequence[str]) -> int:
             if not args.quiet:
                 print(f"kernel size {kernel_size[0]}x{kernel_size[1]} (suggested)")
         if layout["plain"] and known is None:
-            final = _run_plain(image, kernel_size, args)
+            try:
+                final = _run_plain(image, kernel_size, args)
+            except _Interrupted as stop:
+                return _write_interrupted(stop.snapshot, image, args)
             write_image(args.output, final.image, image)
             if args.kernel_out is not None:
                 _write_kernel(args.kernel_out, final.kernel)
             summary = ", ".join([f"{final.step} iterations", *run_notes(final.settings),
                                  f"{final.elapsed:.1f} s on {final.settings['device']}"])
         else:
-            result = _run_restore(image, kernel_size, layout, args, known)
+            try:
+                result = _run_restore(image, kernel_size, layout, args, known)
+            except KeyboardInterrupt:
+                print("dip-deblur: interrupted; nothing written (colour images, stacks, "
+                      "regions and known kernels are written once finished)",
+                      file=sys.stderr)
+                return INTERRUPTED
             if layout["stack_shape"] and not layout["colour"]:
                 _write_stack(args.output, result.image)
             else:
@@ -249,6 +284,24 @@ def _deblur_files(argv: Sequence[str]) -> int:
     if not args.quiet:
         print(f"wrote {args.output} ({summary})")
     return 0
+
+
+def _write_interrupted(snapshot: Any, image: np.ndarray, args: argparse.Namespace) -> int:
+    """Write what a run stopped by Ctrl-C has (see ``_run_with_progress``)."""
+    from ._io import write_image
+
+    if snapshot is None:
+        print("dip-deblur: interrupted before the first iteration; nothing written",
+              file=sys.stderr)
+        return INTERRUPTED
+    write_image(args.output, snapshot.image, image)
+    if args.kernel_out is not None:
+        _write_kernel(args.kernel_out, snapshot.kernel)
+    how = ("the whole image deconvolved with the kernel it had"
+           if snapshot.settings.get("finished_early") else "its last iterate")
+    print(f"dip-deblur: interrupted at iteration {snapshot.step} of {snapshot.total}; "
+          f"wrote {args.output} ({how})", file=sys.stderr)
+    return INTERRUPTED
 
 
 def _check_known_kernel_options(parser: argparse.ArgumentParser,
