@@ -6,7 +6,7 @@ from scipy import ndimage
 
 import napari_dip_deblur.api as api
 from napari_dip_deblur import PRESETS
-from napari_dip_deblur.api import Result
+from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.kernel_size import (
     SUGGEST_FAST_OVERRIDES,
     centre_kernel,
@@ -127,13 +127,15 @@ def test_centre_kernel_leaves_a_centred_kernel_as_it_is():
     np.testing.assert_allclose(centred, kernel / kernel.sum(), rtol=1e-6)
 
 
-def _fake_deblur(kernel, calls):
-    def fake(image, kernel_size, **kwargs):
+def _fake_deblur_iter(kernel, calls):
+    """A stand-in for the blind run (its one final snapshot has the given kernel): these
+    tests are about measuring the support, not about the run."""
+    def fake(image, kernel_size, seed=0, yield_every=10, **kwargs):
         calls.append((np.array(image), kernel_size, kwargs))
         image = np.asarray(image, np.float32)
-        return Result(image=image, kernel=kernel.astype(np.float32), history={}, settings={},
-                      generator_image=image, seed=0, device="cpu", iterations=1,
-                      wall_time=0.0)
+        yield Snapshot(step=1, total=1, image=image, kernel=kernel.astype(np.float32),
+                       generator_image=image, loss=0.0, terms={}, elapsed=0.0, done=True,
+                       history={}, settings={"device": "cpu"})
     return fake
 
 
@@ -141,7 +143,7 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
     # A 5 x 3 blur found in a generous 21 x 21 estimate, off-centre, with a noise floor.
     generous = _box((21, 21), y0=4, x0=11, floor=1e-3)
     calls = []
-    monkeypatch.setattr(api, "deblur", _fake_deblur(generous, calls))
+    monkeypatch.setattr(api, "deblur_iter", _fake_deblur_iter(generous, calls))
     image = blurred_photo(64, 5).blurry
     suggestion = suggest_kernel_size(image, 21, margin=2, iterations=7)
     assert suggestion.support.shape == (5, 3)
@@ -154,14 +156,14 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
                                                  "estimation_crop": None}
     np.testing.assert_array_equal(calls[0][0], image)
     # A blur reaching the border is flagged, and the suggestion never exceeds max_size.
-    monkeypatch.setattr(api, "deblur", _fake_deblur(_box((21, 21), 0, 0, 21, 19), []))
+    monkeypatch.setattr(api, "deblur_iter", _fake_deblur_iter(_box((21, 21), 0, 0, 21, 19), []))
     edge = suggest_kernel_size(image, 21)
     assert not edge.reliable and edge.size == (21, 21)
 
 
 def test_suggestion_runs_on_a_region(monkeypatch):
     calls = []
-    monkeypatch.setattr(api, "deblur", _fake_deblur(_box(), calls))
+    monkeypatch.setattr(api, "deblur_iter", _fake_deblur_iter(_box(), calls))
     image = np.full((100, 120), 0.5, np.float32)  # flat, then smooth texture (no step)
     texture = ndimage.gaussian_filter(np.random.default_rng(0).standard_normal((100, 60)), 2)
     image[:, 60:] += texture / texture.std() * 0.1

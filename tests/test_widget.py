@@ -599,7 +599,7 @@ def test_suggest_size_sets_the_kernel_size(viewer_widget, blurry, qtbot):
     widget._kernel_h.value = widget._kernel_w.value = 3
     worker = widget.suggest()
     assert worker is not None and widget.is_suggesting
-    assert not widget._run_button.enabled and widget.run() is None
+    assert widget._run_button.text == "Cancel" and widget.run() is None
     qtbot.waitUntil(lambda: not widget.is_suggesting, timeout=30_000)
     suggestion = widget.last_suggestion
     assert suggestion is not None
@@ -607,6 +607,25 @@ def test_suggest_size_sets_the_kernel_size(viewer_widget, blurry, qtbot):
     assert suggestion.size[0] % 2 == 1 and suggestion.max_size == (11, 11)
     assert "suggested kernel size" in widget._status.value
     assert widget._run_button.enabled and widget._suggest_button.text == "Suggest size"
+
+
+def test_cancel_stops_a_suggestion_and_keeps_the_kernel_size(viewer_widget, blurry, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blurry, name="cells")
+    widget._suggest_iterations.value = 100_000  # would take far longer than the test
+    widget._kernel_h.value, widget._kernel_w.value = 7, 5
+    worker = widget.suggest()
+    assert worker is not None
+    steps: list[int] = []
+    worker.yielded.connect(lambda snap: steps.append(snap.step))
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=60_000)  # it is running
+    widget._run_button.changed.emit(True)  # the user presses Cancel
+    assert widget._run_button.text == "Cancelling…"
+    qtbot.waitUntil(lambda: not widget.is_suggesting, timeout=60_000)
+    assert max(steps) < 100_000 and widget.last_suggestion is None
+    assert (widget._kernel_h.value, widget._kernel_w.value) == (7, 5)
+    assert "suggestion cancelled" in widget._status.value
+    assert widget._run_button.text == "Run" and widget._run_button.enabled
 
 
 def test_noise_aware_keeps_tv_in_the_last_interval(viewer_widget, blurry, qtbot):

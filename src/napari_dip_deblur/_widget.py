@@ -15,7 +15,8 @@ copies what the worker yields into two output layers:
   is restored non-blind with that kernel, and the controls that only steer a blind
   estimate are disabled.
 
-"Suggest size" runs :func:`napari_dip_deblur.kernel_size.suggest_kernel_size` in a worker.
+"Suggest size" runs :func:`napari_dip_deblur.kernel_size.suggest_kernel_size_iter` in a
+worker; Cancel stops it and leaves the kernel size as it was.
 torch is imported only when a run starts (inside the worker) or when the widget is built
 (to list the devices), never when this module is imported.
 """
@@ -197,18 +198,18 @@ def _restore_progress(
 def _suggest_size(
     image: np.ndarray, rgb: bool, region: Any, region_size: int, **kwargs: Any
 ) -> Iterator[None]:
-    """The "Suggest size" worker: ``suggest_kernel_size`` on the plane (its luminance for
-    colour). A generator that yields nothing and returns the suggestion."""
+    """The "Suggest size" worker: ``suggest_kernel_size_iter`` on the plane (its luminance
+    for colour). Yields the short run's snapshots, so that Cancel can stop it between two,
+    and returns the suggestion."""
     from napari_dip_deblur.colour import luminance
-    from napari_dip_deblur.kernel_size import suggest_kernel_size
+    from napari_dip_deblur.kernel_size import suggest_kernel_size_iter
 
     try:
         grey = luminance(image, channel_axis=-1) if rgb else image
-        return suggest_kernel_size(grey, None, region=region, region_size=region_size,
-                                   **kwargs)
+        return (yield from suggest_kernel_size_iter(grey, None, region=region,
+                                                    region_size=region_size, **kwargs))
     except RuntimeError as exc:
         raise DeblurRunError(f"{type(exc).__name__}: {exc}") from exc
-    yield  # a generator, so that it runs in the widget's generator worker
 
 
 def _advanced_defaults(settings: Any, staged: Any) -> dict[str, float]:
@@ -381,6 +382,7 @@ class DeblurWidget(Container):
         self._worker: GeneratorWorker | None = None
         self._run: _Run | None = None
         self._suggest_worker: GeneratorWorker | None = None
+        self._suggest_state: dict[str, Any] = {}
         self.last_suggestion: KernelSizeSuggestion | None = None
         self._closed = False
 
@@ -452,7 +454,8 @@ class DeblurWidget(Container):
                                      "interval of the schedule (weight in Advanced).")
         self._suggest_button.tooltip = (
             "Run a short blind estimate with a generous kernel on the displayed plane (its "
-            "region) and set the kernel size to the blur's measured support.")
+            "region) and set the kernel size to the blur's measured support (Cancel stops "
+            "it).")
         self._seed.tooltip = "Same seed, same result (on the CPU)."
         for name, (_, _, _, _, staged_only) in _ADVANCED.items():
             if staged_only:
@@ -600,6 +603,7 @@ class DeblurWidget(Container):
         )
         source = layer.name
         state: dict[str, Any] = {}
+        self._suggest_state = state
         worker.returned.connect(lambda value: state.setdefault("value", value))
         worker.errored.connect(lambda exc: state.setdefault("error", exc))
         worker.finished.connect(lambda: self._on_suggested(source, state))
@@ -614,7 +618,15 @@ class DeblurWidget(Container):
 
         A grey run of a preset that ends with a non-blind deconvolution (``fast``) ends as
         it would have: the input deconvolved with the kernel it has
-        (:func:`napari_dip_deblur.finish_early`); other runs keep their last iterate."""
+        (:func:`napari_dip_deblur.finish_early`); other runs keep their last iterate.
+        A kernel size suggestion stops without one: the kernel size stays as it was."""
+        if self._suggest_worker is not None:
+            self._suggest_state["cancelled"] = True
+            self._suggest_worker.quit()  # stops at the next snapshot, within 10 iterations
+            self._run_button.enabled = False
+            self._run_button.text = "Cancelling…"
+            self._status.value = "cancelling the kernel size suggestion…"
+            return
         if self._worker is None or self._run is None:
             return
         self._run.cancelled = True
@@ -788,7 +800,7 @@ class DeblurWidget(Container):
         self._advanced_box.visible = bool(value)
 
     def _on_button(self, *_: Any) -> None:
-        if self._worker is None:
+        if self._worker is None and self._suggest_worker is None:
             self.run()
         else:
             self.cancel()
@@ -801,6 +813,9 @@ class DeblurWidget(Container):
         if self._closed:
             return
         self._set_running(False)
+        if state.get("cancelled"):
+            self._status.value = "kernel size suggestion cancelled; the kernel size is unchanged"
+            return
         error = state.get("error")
         suggestion = state.get("value")
         if error is not None or suggestion is None:
@@ -1023,8 +1038,8 @@ class DeblurWidget(Container):
         for widget in self:
             if id(widget) not in keep:
                 widget.enabled = not running
-        self._run_button.enabled = not suggesting  # a suggestion cannot be cancelled
-        self._run_button.text = "Cancel" if running and not suggesting else "Run"
+        self._run_button.enabled = True
+        self._run_button.text = "Cancel" if running else "Run"  # cancels a suggestion too
         self._suggest_button.text = "Suggesting…" if suggesting else "Suggest size"
         if not running and self._known_kernel.value is not None:
             for widget in self._blind_only:
@@ -1033,8 +1048,9 @@ class DeblurWidget(Container):
     def _on_destroyed(self, *_: Any) -> None:
         """The dock (or the whole viewer) was closed: stop the run, touch no widget."""
         self._closed = True
-        if self._worker is not None:
-            self._worker.quit()
+        for worker in (self._worker, self._suggest_worker):
+            if worker is not None:
+                worker.quit()
 
     def _on_yielded(self, run: _Run, snap: Snapshot) -> None:
         run.last = snap

@@ -715,6 +715,11 @@ def deblur(
     final: Snapshot | None = None
     for final in snapshots:  # noqa: B007 - only the last snapshot is kept
         pass
+    return result_of(final, seed)
+
+
+def result_of(final: Snapshot | None, seed: int) -> Result:
+    """The :class:`Result` of a run of :func:`deblur_iter` from its last snapshot."""
     if final is None or not final.done:  # cannot happen: the engine always yields at the end
         raise RuntimeError("the optimisation ended without a final snapshot")
     return Result(

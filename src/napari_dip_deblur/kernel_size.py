@@ -9,10 +9,14 @@ before it is applied, so the restored image stays aligned with the input).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .api import Snapshot
 
 __all__ = [
     "KernelSizeSuggestion",
@@ -26,6 +30,7 @@ __all__ = [
     "kernel_support",
     "needs_cleaning",
     "suggest_kernel_size",
+    "suggest_kernel_size_iter",
 ]
 
 #: The default generous size of :func:`suggest_kernel_size` (blur streaks of hand shake
@@ -415,7 +420,32 @@ def suggest_kernel_size(
     -----
     How well this works on the Levin set is measured in ``docs/benchmarks/real-inputs.md``.
     """
-    from .api import deblur
+    steps = suggest_kernel_size_iter(image, max_size, mass=mass, margin=margin,
+                                     region=region, region_size=region_size,
+                                     yield_every=10**9, **deblur_kwargs)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def suggest_kernel_size_iter(
+    image: Any,
+    max_size: int | tuple[int, int] | None = None,
+    *,
+    mass: float = 0.97,
+    margin: int = 2,
+    region: Any = "auto",
+    region_size: int = 256,
+    yield_every: int = 10,
+    **deblur_kwargs: Any,
+) -> Generator[Snapshot, None, KernelSizeSuggestion]:
+    """:func:`suggest_kernel_size` step by step: yields the blind run's snapshots (every
+    ``yield_every`` iterations), then returns the suggestion (``StopIteration.value``;
+    ``suggestion = yield from suggest_kernel_size_iter(...)``). Closing it early stops the
+    run without a suggestion: that is how the napari widget cancels "Suggest size"."""
+    from .api import deblur_iter, result_of
     from .regions import as_region, auto_region
 
     array = np.asarray(image)
@@ -446,7 +476,12 @@ def suggest_kernel_size(
         given = {k: v for k, v in deblur_kwargs.items()
                  if v is not None or k not in SUGGEST_FAST_OVERRIDES}
         deblur_kwargs = {**SUGGEST_FAST_OVERRIDES, **given}
-    result = deblur(crop, max_size, **deblur_kwargs)
+    seed = deblur_kwargs.pop("seed", 0)
+    final = None
+    for final in deblur_iter(crop, max_size, seed=seed, yield_every=yield_every,
+                             **deblur_kwargs):
+        yield final
+    result = result_of(final, seed)
     support = kernel_support(result.kernel, mass)
     kh, kw = result.kernel.shape
     size = (min(_odd_at_least(support.shape[0] + margin), kh),
