@@ -152,8 +152,7 @@ def test_suggestion_is_the_measured_support_plus_the_margin(monkeypatch):
     assert suggestion.region is None
     # "auto" is `fast` on the CPU, whose suggestion runs keep the measured 64 channels, one
     # start, on all of the image given.
-    assert calls[0][1] == 21 and calls[0][2] == {"iterations": 7, "channels": 64, "starts": 1,
-                                                 "estimation_crop": None}
+    assert calls[0][1] == 21 and calls[0][2] == {**SUGGEST_FAST_OVERRIDES, "iterations": 7}
     np.testing.assert_array_equal(calls[0][0], image)
     # A blur reaching the border is flagged, and the suggestion never exceeds max_size.
     monkeypatch.setattr(api, "deblur_iter", _fake_deblur_iter(_box((21, 21), 0, 0, 21, 19), []))

@@ -42,9 +42,12 @@ DEFAULT_MAX_SIZE = 41
 #: generator of 2026-11-26 collapses more often on an oversized kernel, which a suggestion
 #: run always has, and its fit check would double the run (docs/presets.md). One start, on
 #: all of the crop it is given (its own ``region``): ``fast``'s two starts and its
-#: ``estimation_crop`` came later, and would double the run or shrink its crop.
+#: ``estimation_crop`` came later, and would double the run or shrink its crop; so did the
+#: kernel energy prior, which spreads the kernel and so could widen the measured support.
 SUGGEST_FAST_OVERRIDES = {"channels": 64, "iterations": 300, "starts": 1,
-                          "estimation_crop": None}
+                          "estimation_crop": None,
+                          "phases": ({"start": 0.0, "terms": {"mae": 1.0}},
+                                     {"start": 0.2, "terms": {"mae": 1.0, "ssim": 1.0}})}
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def noise_aware_phases(preset: Any = "fast", tv_weight: float = DEFAULT_TV_WEIGH
     Examples
     --------
     >>> noise_aware_phases("fast", 0.02)[-1]
-    Phase(start=0.2, terms={'mae': 1.0, 'ssim': 1.0, 'tv': 0.02})
+    Phase(start=0.2, terms={'mae': 1.0, 'ssim': 1.0, 'kernel_energy': 0.01, 'tv': 0.02})
     """
     from .presets import preset_settings
 

@@ -214,6 +214,12 @@ def staged_phases(stage2_start: float = 0.2, stage3_start: float = 0.5,
     )
 
 
+FAST_KERNEL_ENERGY = 0.01
+"""Weight of ``fast``'s kernel energy prior (sum of the kernel's squared values) from its
+second phase on: it pulls the kernel away from a few bright pixels towards the blur's
+whole path. 0.03 gained more on the Levin set, whose kernels are spread out, but ruined a
+compact one (docs/benchmarks/levin-notes.md)."""
+
 _REN = "Ren et al., CVPR 2020, and the released selfdeblur_levin.py"
 _LEE = "Lee & Choi, 'maximise DIP blind deblurring' (three-interval losses)"
 
@@ -256,12 +262,15 @@ PRESETS: dict[str, Settings] = {
         description="A CPU-friendly run (about 2 minutes at 255 x 255 on 2 cores): "
                     "48-channel generator without non-local blocks fitted to the image's "
                     "best-textured 176 px crop, twice from two seeds (the sharper kept), "
-                    "440 iterations each, MAE then MAE + (1 - SSIM), a faster kernel "
+                    "440 iterations each, MAE then MAE + (1 - SSIM) + a kernel energy "
+                    "prior, a faster kernel "
                     "learning rate for kernels of 21 px and more, a second attempt from a "
                     "centred kernel where the fit fails, then a non-blind deconvolution of "
                     "the whole image with the kernel found.",
         source="this project (docs/presets.md, docs/benchmarks/speed.md)",
-        phases=(Phase(0.0, {"mae": 1.0}), Phase(0.2, {"mae": 1.0, "ssim": 1.0})),
+        # The staged method's kernel energy prior (docs/benchmarks/levin-notes.md).
+        phases=(Phase(0.0, {"mae": 1.0}),
+                Phase(0.2, {"mae": 1.0, "ssim": 1.0, "kernel_energy": FAST_KERNEL_ENERGY})),
         iterations=440,
         channels=48,
         non_local_levels=(),
