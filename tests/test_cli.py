@@ -345,33 +345,89 @@ def test_the_summary_says_when_the_fit_check_ran_a_second_attempt():
     assert f"kept start {kept} of 2, the sharpest after 2 iterations" in _describe(raced, layout)
 
 
-def test_ctrl_c_writes_what_the_run_has_and_exits_130(blurry_png, tmp_path):
-    """A real SIGINT to a real process, part-way through a long run."""
+def _interrupted_run(args: list[str], ready: str, settle: float) -> tuple[int, str]:
+    """Run ``dip-deblur ARGS`` in a real process, send it a real SIGINT ``settle`` seconds
+    after its stderr first shows ``ready``; its exit status and stderr."""
     import signal
     import subprocess
     import sys
     import threading
     import time
 
-    out, kernel_out = tmp_path / "restored.png", tmp_path / "kernel.npy"
-    before = iio.imread(blurry_png)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "napari_dip_deblur.cli", str(blurry_png), "-k", "5", "-o",
-         str(out), "--kernel-out", str(kernel_out), "--iterations", "1000000", "--starts",
-         "1", "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "napari_dip_deblur.cli", *args],
+                               stderr=subprocess.PIPE, text=True)
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(
         lambda: process.stderr.read(1), "")), daemon=True)
     reader.start()
     deadline = time.monotonic() + 120
-    while "loss=" not in "".join(seen) and time.monotonic() < deadline:
-        time.sleep(0.2)  # until the progress bar shows iterations
-    time.sleep(3)
+    while ready not in "".join(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(settle)
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130
+    status = process.wait(timeout=60)
     reader.join(timeout=10)
-    text = "".join(seen)
+    return status, "".join(seen)
+
+
+def test_ctrl_c_writes_what_the_run_has_and_exits_130(blurry_png, tmp_path):
+    """A real SIGINT to a real process, part-way through a long run."""
+    out, kernel_out = tmp_path / "restored.png", tmp_path / "kernel.npy"
+    before = iio.imread(blurry_png)
+    status, text = _interrupted_run(
+        [str(blurry_png), "-k", "5", "-o", str(out), "--kernel-out", str(kernel_out),
+         "--iterations", "1000000", "--starts", "1", "--device", "cpu"],
+        ready="loss=", settle=3)  # once the progress bar shows iterations
+    assert status == 130
     assert "interrupted at iteration " in text and "of 1000000; wrote" in text
     assert iio.imread(out).shape == (40, 40)
     assert np.load(kernel_out).shape[0] >= 5
     np.testing.assert_array_equal(iio.imread(blurry_png), before)
+
+
+def test_ctrl_c_on_a_stack_finishes_the_plane_in_hand_and_writes_what_it_has(tmp_path):
+    # A known kernel on a stack of large planes: about a second a plane, so that the SIGINT
+    # lands part-way through the stack.
+    import re
+
+    sample = blurred_photo(256, 5)
+    plane = np.tile(sample.blurry, (4, 4)).astype(np.float32)  # 1024 x 1024
+    stack = np.stack([plane * (1 + 0.1 * i) for i in range(12)])
+    source, kernel = tmp_path / "stack.tif", tmp_path / "psf.npy"
+    tifffile.imwrite(source, stack)
+    np.save(kernel, sample.kernel)
+    out = tmp_path / "restored.tif"
+    status, text = _interrupted_run([str(source), "--kernel", str(kernel), "-o", str(out)],
+                                    ready="restoring plane 2/12", settle=0)
+    assert status == 130, text
+    done = re.search(r"interrupted; wrote .*\((\d+) of 12 planes restored, the others are "
+                     r"the input\)", text)
+    assert done is not None, text
+    n = int(done.group(1))
+    assert 2 <= n < 12
+    restored = tifffile.imread(out)
+    assert restored.shape == stack.shape
+    for i in range(12):  # the first n restored, the rest the input
+        assert np.array_equal(restored[i], stack[i]) is (i >= n), i
+    np.testing.assert_array_equal(tifffile.imread(source), stack)
+
+
+def test_ctrl_c_during_a_colour_estimate_deconvolves_with_the_kernel_so_far(tmp_path):
+    sample = blurred_photo(48, 5)
+    photo = np.rint(np.stack([sample.blurry, 0.8 * sample.blurry, 0.5 * sample.blurry], -1)
+                    * 255).astype(np.uint8)
+    source, out = tmp_path / "photo.png", tmp_path / "restored.png"
+    iio.imwrite(source, photo)
+    status, text = _interrupted_run(
+        [str(source), "-k", "5", "-o", str(out), "--iterations", "1000000", "--starts", "1",
+         "--device", "cpu"], ready="estimating", settle=2)
+    assert status == 130, text
+    # Written where the kernel so far could be deconvolved with; early on it is still near
+    # its flat start, and then nothing is written. Either way, the message says which.
+    if out.exists():
+        assert "(the image restored with the kernel found so far)" in text, text
+        restored = iio.imread(out)
+        assert restored.shape == photo.shape and not np.array_equal(restored, photo)
+    else:
+        assert "still too near its start); nothing written" in text, text
+    np.testing.assert_array_equal(iio.imread(source), photo)

@@ -10,6 +10,8 @@ blind run is not expected to find a good kernel: it would not show an improvemen
 seconds on a CPU, so no test pretends it does.
 """
 
+import threading
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -49,7 +51,8 @@ class _Oracle:
         self.monkeypatch = monkeypatch
         self.calls = []
 
-    def __call__(self, kernel):
+    def __call__(self, kernel, steps=1):
+        """From now on a blind run yields ``steps`` snapshots of ``kernel``, the last done."""
         kernel = np.asarray(kernel, np.float32)
 
         def fake(image, kernel_size, **kwargs):
@@ -57,9 +60,10 @@ class _Oracle:
             self.calls.append((image, kernel_size, kwargs))
 
             def snapshots():
-                yield Snapshot(step=1, total=1, image=image, kernel=kernel,
-                               generator_image=image, loss=0.0, terms={}, elapsed=0.0,
-                               done=True, history={}, settings={"oracle": True})
+                for step in range(1, steps + 1):
+                    yield Snapshot(step=step, total=steps, image=image, kernel=kernel,
+                                   generator_image=image, loss=0.0, terms={}, elapsed=0.0,
+                                   done=step == steps, history={}, settings={"oracle": True})
             return snapshots()
 
         self.monkeypatch.setattr(restore_module, "deblur_iter", fake)
@@ -180,6 +184,100 @@ def test_closing_between_planes_of_a_shared_run(photo_sample):
     assert progress.image is out
     np.testing.assert_array_equal(out[1:], stack[1:])
     assert not np.allclose(out[0], stack[0])
+
+
+# --------------------------------------------------------------------------- stop
+
+
+def _run_until(run, stop, when):
+    """Drain ``run``, setting ``stop`` once ``when(progress)``; every progress."""
+    seen = []
+    for progress in run:
+        seen.append(progress)
+        if when(progress):
+            stop.set()
+    return seen
+
+
+def test_stop_during_a_colour_estimate_restores_with_the_kernel_so_far(oracle, colour_sample):
+    blurry, sharp, kernel = colour_sample
+    original = blurry.copy()
+    oracle(np.pad(kernel, 3), steps=50)  # a good kernel, long before the run would end
+    stop = threading.Event()
+    seen = _run_until(restore_iter(blurry, 15, channel_axis=-1, stop=stop), stop,
+                      lambda p: p.stage == "estimate" and p.snapshot.step == 2)
+    assert [p.stage for p in seen] == ["estimate"] * 2 + ["apply"] * 3 + ["done"]
+    result = seen[-1].result
+    assert result.settings["stopped"] and result.settings["finished_early"]
+    assert result.settings["planes_restored"] == 1 and seen[-1].restored.all()
+    assert result.estimate.step == 2 and not result.estimate.done
+    gain = psnr(result.image / 255, sharp, 1.0) - psnr(blurry / 255, sharp, 1.0)
+    assert gain > 5, gain  # as the finished run would restore it
+    np.testing.assert_array_equal(blurry, original)
+
+
+def test_stop_early_in_a_real_blind_run_keeps_the_input(photo_sample):
+    # After one iteration the kernel is still near its flat start: deconvolving with it
+    # would blow the image out of its range, so the plane keeps the input.
+    stop = threading.Event()
+    seen = _run_until(restore_iter(photo_sample.blurry, 15, iterations=50, yield_every=1,
+                                   stop=stop, **TINY), stop, lambda p: p.stage == "estimate")
+    assert [p.stage for p in seen] == ["estimate", "apply", "done"]
+    result = seen[-1].result
+    assert result.settings["stopped"] and result.settings["finished_early"] is False
+    assert result.settings["planes_restored"] == 0 and not seen[-1].restored.any()
+    np.testing.assert_array_equal(result.image, photo_sample.blurry)
+    assert result.kernel.shape == (15, 15)  # the kernel it had is still reported
+
+
+def test_stop_during_a_shared_estimate_restores_the_reference_plane_only(oracle,
+                                                                         photo_sample):
+    stack = _stack(photo_sample)
+    oracle(photo_sample.kernel, steps=20)
+    stop = threading.Event()
+    seen = _run_until(restore_iter(stack, 5, stop=stop), stop,
+                      lambda p: p.stage == "estimate" and p.snapshot.step == 3)
+    result = seen[-1].result
+    assert result.reference == (1,)  # the best-textured plane
+    assert seen[-1].restored.tolist() == [False, True, False]
+    assert result.settings["planes_restored"] == 1 and result.settings["finished_early"]
+    np.testing.assert_array_equal(result.image[[0, 2]], stack[[0, 2]])
+    assert not np.allclose(result.image[1], stack[1])
+
+
+def test_stop_in_a_per_plane_run_finishes_the_plane_in_hand(oracle, photo_sample):
+    stack = _stack(photo_sample)
+    oracle(photo_sample.kernel, steps=10)
+    stop = threading.Event()
+    seen = _run_until(restore_iter(stack, 5, mode="per_plane", stop=stop), stop,
+                      lambda p: p.stage == "estimate" and p.plane == 1 and p.snapshot.step == 4)
+    assert len(oracle.calls) == 2  # no blind run on plane 2
+    result = seen[-1].result
+    assert seen[-1].restored.tolist() == [True, True, False]
+    assert result.kernels[1].sum() == pytest.approx(1.0, abs=1e-6)
+    assert not result.kernels[2].any()
+    np.testing.assert_array_equal(result.image[2], stack[2])
+
+
+def test_stop_while_applying_a_known_kernel_finishes_that_plane(no_blind_run, photo_sample):
+    stack = _stack(photo_sample)
+    stop = threading.Event()
+    seen = _run_until(restore_iter(stack, kernel=photo_sample.kernel, stop=stop), stop,
+                      lambda p: p.stage == "apply")
+    result = seen[-1].result
+    assert seen[-1].restored.tolist() == [True, False, False]
+    assert result.settings["stopped"] and "finished_early" not in result.settings
+    np.testing.assert_array_equal(result.image[1:], stack[1:])
+
+
+def test_a_run_not_stopped_says_nothing_of_stopping(no_blind_run, photo_sample):
+    result = restore(photo_sample.blurry, kernel=photo_sample.kernel, stop=threading.Event())
+    assert "stopped" not in result.settings and "finished_early" not in result.settings
+
+
+def test_stop_must_be_an_event(photo_sample):
+    with pytest.raises(ValueError, match="stop must be None or have an is_set"):
+        restore_iter(photo_sample.blurry, kernel=photo_sample.kernel, stop=True)
 
 
 def test_rgba_alpha_is_passed_through_and_the_input_is_untouched(colour_sample):

@@ -582,14 +582,50 @@ def test_cancel_during_a_stack_run_keeps_finished_planes(viewer_widget, blurry, 
     out = viewer.layers["stack deblurred" + PARTIAL_SUFFIX]
     kernel = viewer.layers["stack kernel" + PARTIAL_SUFFIX]
     meta = out.metadata
-    assert meta["partial"] is True and meta["planes_restored"] == [0]
+    assert meta["partial"] is True and meta["settings"]["stopped"] is True
+    # Cancel finishes the plane in hand: plane 1 if its blind run had begun (restored only
+    # where its kernel so far could be deconvolved with), never plane 2.
+    restored = meta["planes_restored"]
+    assert restored in ([0], [0, 1])
+    assert (restored == [0, 1]) is meta["settings"].get("finished_early", False)
     assert out.data.shape == stack.shape
     assert not np.array_equal(out.data[0], stack[0])
-    np.testing.assert_array_equal(out.data[1:], stack[1:])  # unfinished planes: the input
+    for plane in (1, 2):
+        assert np.array_equal(out.data[plane], stack[plane]) is (plane not in restored)
     assert kernel.data[0].sum() == pytest.approx(1, abs=1e-5)
-    assert not kernel.data[1:].any()
-    assert "cancelled" in widget._status.value and "1/3 planes" in widget._status.value
+    assert not kernel.data[2].any()
+    assert "cancelled" in widget._status.value
+    assert f"{len(restored)}/3 planes" in widget._status.value
     assert layer.data.tobytes() == stack.tobytes()
+
+
+def test_cancel_during_a_colour_estimate_finishes_with_the_kernel_so_far(viewer_widget,
+                                                                         blurry, qtbot):
+    viewer, widget = viewer_widget
+    photo = _rgb(blurry)
+    layer = viewer.add_image(photo, name="photo", rgb=True)
+    widget._iterations.value = 100_000
+    widget._update_every.value = 100_000  # the first iterate is shown, then no more
+    widget.run()
+    qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=30_000)
+    widget._run_button.native.click()  # Cancel
+    _wait_idle(widget, qtbot, timeout=10_000)
+
+    out = viewer.layers["photo deblurred" + PARTIAL_SUFFIX]
+    settings = out.metadata["settings"]
+    assert out.metadata["partial"] is True and settings["stopped"] is True
+    assert out.metadata["iterations"] < 100_000
+    # The image is the input deconvolved with the kernel so far, or, where that kernel was
+    # still too near its flat start, the input itself; the status says which.
+    if settings["finished_early"]:
+        assert "with the kernel it had when cancelled" in widget._status.value
+        assert not np.array_equal(out.data, photo.astype(np.float32))
+    else:
+        assert "too near its start" in widget._status.value
+        np.testing.assert_array_equal(out.data, photo.astype(np.float32))
+    assert "cancelled" in widget._status.value
+    assert viewer.layers["photo kernel" + PARTIAL_SUFFIX].data.shape == (5, 5)
+    assert layer.data.tobytes() == photo.tobytes()
 
 
 def test_suggest_size_sets_the_kernel_size(viewer_widget, blurry, qtbot):

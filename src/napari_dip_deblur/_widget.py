@@ -263,7 +263,7 @@ class _Run:
     shown_step: int = 0
     error: BaseException | None = None
     cancelled: bool = False
-    stop: threading.Event | None = None  # set by Cancel: the grey run's generator ends itself
+    stop: threading.Event | None = None  # set by Cancel: the run's generator ends itself
     outputs: dict[str, Any] = field(default_factory=dict)
     restore: _RestoreState | None = None  # set for runs through restore_iter
     pending: deque[tuple[Any, tuple[Any, ...]]] = field(default_factory=deque)
@@ -618,7 +618,9 @@ class DeblurWidget(Container):
 
         A grey run of a preset that ends with a non-blind deconvolution (``fast``) ends as
         it would have: the input deconvolved with the kernel it has
-        (:func:`napari_dip_deblur.finish_early`); other runs keep their last iterate.
+        (:func:`napari_dip_deblur.finish_early`); other grey runs keep their last iterate.
+        A colour, stack or region run finishes the plane in hand, with the kernel it has if
+        it was still estimating (``restore_iter``'s ``stop``); other planes keep the input.
         A kernel size suggestion stops without one: the kernel size stays as it was."""
         if self._suggest_worker is not None:
             self._suggest_state["cancelled"] = True
@@ -995,6 +997,7 @@ class DeblurWidget(Container):
         self._run = self._new_run(layer, loc, kernel_size, preset,
                                   colormap=None if rgb else layer.colormap, restore=state)
         run = self._run
+        run.stop = threading.Event()  # Cancel: finish the plane in hand, then end
         if kernel is not None:
             # no blind run: only what the non-blind step uses (it runs on the CPU)
             run.overrides = {}
@@ -1017,6 +1020,7 @@ class DeblurWidget(Container):
             kernel_size if kernel is None else None,
             channel_axis=-1 if rgb else None,
             noise_aware=run.noise_aware,
+            stop=run.stop,
             **arguments,
             _progress={"desc": f"Deblurring {layer.name}"},
             _worker_class=_DeblurWorker,
@@ -1160,7 +1164,8 @@ class DeblurWidget(Container):
         if state.progress is None:
             self._status.value = f"failed: {run.error}" if failed else "cancelled"
             return
-        partial = run.error is not None or state.result is None
+        stopped = state.result is not None and state.result.settings.get("stopped", False)
+        partial = run.error is not None or state.result is None or stopped
         self._show_restore(run, partial=partial, final=True)
         cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
         n, done = state.n_planes, len(state.copied)
@@ -1168,6 +1173,10 @@ class DeblurWidget(Container):
             "restored" if done else "not restored")
         if state.kernel_layer is not None:
             what += f" with the known kernel {state.kernel_layer!r}"
+        what += {True: " with the kernel it had when cancelled",
+                 False: " (its kernel was still too near its start to deconvolve with)",
+                 None: ""}[state.result.settings.get("finished_early")
+                           if state.result is not None else None]
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: {what} in "
             f"{state.progress.elapsed:.1f} s"

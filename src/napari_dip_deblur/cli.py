@@ -16,17 +16,23 @@ luminance, one plane, a crop) and restore every channel of every plane with it
 measured PSF, an earlier estimate) there is no blind step: every channel of every plane is
 restored with that kernel.
 
-Ctrl-C stops a run of a 2-D grey image and writes what it has: the whole input
-deconvolved with the kernel found so far (``fast``), or the last iterate; exit status 130.
+Ctrl-C stops a run and writes what it has; exit status 130. A 2-D grey image: the whole
+input deconvolved with the kernel found so far (``fast``), or the last iterate. Colour
+images, stacks and regions: the plane in hand is finished (with the kernel found so far, if
+it was still being estimated) and the planes not restored keep the input; a second Ctrl-C
+stops at once and writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -266,9 +272,12 @@ def _deblur_files(argv: Sequence[str]) -> int:
             try:
                 result = _run_restore(image, kernel_size, layout, args, known)
             except KeyboardInterrupt:
-                print("dip-deblur: interrupted; nothing written (colour images, stacks, "
-                      "regions and known kernels are written once finished)",
-                      file=sys.stderr)
+                print("dip-deblur: interrupted twice; nothing written", file=sys.stderr)
+                return INTERRUPTED
+            stopped = result.settings.get("stopped", False)
+            if stopped and not result.settings["planes_restored"]:
+                print("dip-deblur: interrupted before its kernel could be deconvolved with "
+                      "(still too near its start); nothing written", file=sys.stderr)
                 return INTERRUPTED
             if layout["stack_shape"] and not layout["colour"]:
                 _write_stack(args.output, result.image)
@@ -278,6 +287,15 @@ def _deblur_files(argv: Sequence[str]) -> int:
                 kernel = result.kernel if result.kernel is not None else result.kernels
                 _write_kernel(args.kernel_out, kernel)
             summary = _describe(result, layout)
+            if stopped:
+                n = math.prod(layout["stack_shape"])
+                kept = (f"{result.settings['planes_restored']} of {n} planes restored, the "
+                        f"others are the input" if n > 1 else "the image restored")
+                how = (" with the kernel found so far"
+                       if result.settings.get("finished_early") else "")
+                print(f"dip-deblur: interrupted; wrote {args.output} ({kept}{how})",
+                      file=sys.stderr)
+                return INTERRUPTED
     except (ValueError, FileNotFoundError) as error:  # incl. InsufficientMemoryError
         print(f"dip-deblur: error: {error}", file=sys.stderr)
         return 2
@@ -486,28 +504,52 @@ def _run_plain(image: np.ndarray, kernel_size: Any, args: argparse.Namespace):
                               device=args.device, **overrides)
 
 
+@contextmanager
+def _first_ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """Within the block, the first Ctrl-C sets ``stop`` (the run ends gently, with a
+    result); a second raises ``KeyboardInterrupt`` as usual. Outside the main thread,
+    where no signal handler can be set, Ctrl-C keeps its usual effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_restore(image: np.ndarray, kernel_size: Any, layout: dict[str, Any],
                  args: argparse.Namespace, known: np.ndarray | None = None):
     """Colour, stacks and regions: estimate one kernel (or one per plane), apply it to all;
-    or, with a ``known`` kernel, apply that one to all."""
+    or, with a ``known`` kernel, apply that one to all. A first Ctrl-C ends the run with
+    what it has (``restore_iter``'s ``stop``)."""
     from tqdm import tqdm
 
     from .restore import restore_iter
 
     channel_axis = -1 if layout["colour"] else None
+    stop = threading.Event()
     if known is not None:
         progresses = restore_iter(image, kernel=known, channel_axis=channel_axis,
-                                  noise_aware=args.noise_aware)
+                                  noise_aware=args.noise_aware, stop=stop)
     else:
         progresses = restore_iter(
             image, kernel_size, mode=args.mode.replace("-", "_"), channel_axis=channel_axis,
             reference=args.reference, region=args.region, region_size=args.region_size,
             noise_aware=args.noise_aware, preset=args.preset, iterations=args.iterations,
-            seed=args.seed, device=args.device,
+            seed=args.seed, device=args.device, stop=stop,
             **({} if args.starts is None else {"starts": args.starts}))
     n_planes = math.prod(layout["stack_shape"])
     final = None
-    with tqdm(total=None, unit="step", disable=args.quiet, dynamic_ncols=True) as bar:
+    with _first_ctrl_c_sets(stop), tqdm(total=None, unit="step", disable=args.quiet,
+                                         dynamic_ncols=True) as bar:
         for final in progresses:
             bar.total = final.total
             bar.update(final.step - bar.n)

@@ -15,9 +15,10 @@ steps:
 In ``mode="per_plane"`` step 1 runs on every plane of a stack (its own kernel each). With a
 known kernel (``kernel=``: a measured PSF, an earlier estimate) step 1 is skipped and every
 plane is restored with that kernel.
-:func:`restore_iter` is the generator (progress over planes and within each blind run,
-cancellation by ``close()``); :func:`restore` blocks; :func:`deblur_colour`,
-:func:`deblur_stack` and :func:`deblur_large` are the same with the defaults of each use.
+:func:`restore_iter` is the generator (progress over planes and within each blind run;
+``close()`` stops at once, ``stop`` finishes the plane in hand first); :func:`restore`
+blocks; :func:`deblur_colour`, :func:`deblur_stack` and :func:`deblur_large` are the same
+with the defaults of each use.
 Memory is estimated before anything runs (:mod:`~napari_dip_deblur.memory`). No napari.
 """
 
@@ -114,7 +115,9 @@ class RestoreResult:
     settings : dict
         Everything used: the blind run's settings, the non-blind method and options, the
         luminance weights, the data range, the memory estimate; ``kernel_source`` is
-        ``"estimated"`` or ``"given"``.
+        ``"estimated"`` or ``"given"``. A run ended by ``stop`` (:func:`restore_iter`) adds
+        ``stopped`` (True), ``planes_restored`` and, where a blind run was cut short,
+        ``finished_early``; its planes not restored hold the input.
     wall_time : float
         Seconds.
     """
@@ -142,7 +145,8 @@ class RestoreProgress:
     ----------
     stage : {"estimate", "apply", "done"}
         Blind estimation (``snapshot`` is its latest state), non-blind restoration of
-        ``plane`` (reported after each colour channel), or finished (``result`` is set).
+        ``plane`` (reported after each colour channel), or finished (``result`` is set;
+        also after a ``stop``, see :func:`restore_iter`).
         With a given kernel there is no "estimate" stage.
     step, total : int
         Work done and planned, in units of about one blind iteration (for progress bars).
@@ -240,6 +244,7 @@ def restore_iter(
     yield_every: int = 10,
     out: np.ndarray | None = None,
     memory_check: bool = True,
+    stop: Any = None,
     **overrides: Any,
 ) -> Iterator[RestoreProgress]:
     """Blind estimation on one 2-D image, non-blind restoration of every plane: a generator.
@@ -247,6 +252,8 @@ def restore_iter(
     Arguments are checked and the memory estimated when this is called (before the first
     ``next``). Closing the generator stops the work at once (within one blind iteration or
     one colour channel of the non-blind step); the last progress's arrays hold what was done.
+    Setting ``stop`` ends the run more gently: the plane in hand is finished first, with the
+    kernel found so far if its blind run was still going, and the run ends with a result.
 
     With ``kernel`` given (a measured PSF, a kernel estimated earlier) there is no blind run:
     every colour channel of every plane is restored by
@@ -322,6 +329,18 @@ def restore_iter(
         data); it is first filled with the input. Default: a new array.
     memory_check : bool
         Refuse (``InsufficientMemoryError``) a run that would not fit in memory.
+    stop : threading.Event, optional
+        Anything with an ``is_set()`` method, read after every progress (e.g. set by a Cancel
+        button or a Ctrl-C handler). Once it is set, a blind run still estimating ends at
+        once and the plane it serves (the reference plane, the plane of a per-plane run, the
+        one image) is restored with the kernel it has reached, as
+        :func:`napari_dip_deblur.finish_early` does for a grey image; a plane being restored
+        is finished. The run then ends with a "done" progress whose result has
+        ``settings["stopped"] = True`` and keeps the input in the planes not restored
+        (``progress.restored`` says which are). Early in a blind run the kernel is still
+        near its flat start and deconvolving with it blows the plane far out of range: then
+        the plane keeps the input and ``settings["finished_early"]`` is False (True where the
+        kernel so far was applied).
 
     Yields
     ------
@@ -341,6 +360,9 @@ def restore_iter(
     DeblurDivergedError
         (while iterating) a blind run diverged.
     """
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise ValueError(f"stop must be None or have an is_set() method (a threading.Event), "
+                         f"got {type(stop).__name__}")
     job = _prepare(image, kernel_size, kernel=kernel, mode=mode, channel_axis=channel_axis,
                    alpha=alpha,
                    weights=luminance_weights, reference=reference, region=region,
@@ -349,14 +371,14 @@ def restore_iter(
                    seed=seed, device=device, yield_every=yield_every, out=out,
                    memory_check=memory_check, overrides=overrides)
     if job.known_kernel is not None:  # no blind run
-        return _run(job, None)
+        return _run(job, None, stop)
     # The first blind run is set up now, so its own checks also fire before the first next().
     if not job.stack_shape:
         first_plane: tuple[int, ...] | None = ()
     else:
         first_plane = job.reference if job.mode == "shared" else _index(job.stack_shape, 0)
     first = _blind_run(job, first_plane)
-    return _run(job, first)
+    return _run(job, first, stop)
 
 
 def restore(image: Any, kernel_size: int | tuple[int, int] | None = None,
@@ -820,14 +842,23 @@ def _prepare_kernel(job: _Job, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return applied, fit_kernel(applied, job.kernel_shape)
 
 
+def _blown_up(source: np.ndarray, restored: np.ndarray) -> bool:
+    """Whether ``restored`` leaves the range of ``source`` by more than that range: the mark
+    of a kernel still too near its start (as :func:`napari_dip_deblur.finish_early`)."""
+    low, high = float(source.min()), float(source.max())
+    span = high - low
+    return float(restored.min()) < low - span or float(restored.max()) > high + span
+
+
 def _close(blind: _Blind) -> None:
     close = getattr(blind.snapshots, "close", None)
     if close is not None:
         close()
 
 
-def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
-    """The work; ``first`` is the first blind run, None with a given kernel."""
+def _run(job: _Job, first: _Blind | None, stop: Any = None) -> Iterator[RestoreProgress]:
+    """The work; ``first`` is the first blind run, None with a given kernel; ``stop`` as
+    in :func:`restore_iter`."""
     from .nonblind import deconvolve
 
     started = time.perf_counter()
@@ -850,6 +881,10 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
         n_blind = n_planes if job.mode == "per_plane" else 1
     total = n_blind * iterations + n_planes * apply_units
     state = {"step": 0, "planes_done": 0}
+    finished_early: bool | None = None  # a blind run was stopped: was its kernel applied?
+
+    def stopped() -> bool:
+        return stop is not None and bool(stop.is_set())
 
     def progress(stage: str, plane: int | None, snapshot: Snapshot | None = None,
                  kernel: np.ndarray | None = None, result: RestoreResult | None = None,
@@ -867,13 +902,20 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
         for last in blind.snapshots:
             state["step"] = done_before + last.step
             yield progress("estimate", plane, snapshot=last, region=blind.region)
-        yield last  # the final snapshot, for the caller
+            if stopped():
+                _close(blind)
+                break
+        yield last  # the final snapshot (or the last before a stop), for the caller
 
-    def apply(index: tuple[int, ...], flat: int, applied: np.ndarray, kernel: np.ndarray
-              ) -> Iterator[RestoreProgress]:
-        """Deconvolve one plane with ``applied``; progress reports ``kernel``."""
+    def apply(index: tuple[int, ...], flat: int, applied: np.ndarray, kernel: np.ndarray,
+              early: bool = False) -> Iterator[RestoreProgress]:
+        """Deconvolve one plane with ``applied``; progress reports ``kernel``. ``early``:
+        the kernel of a stopped blind run, which may still be unusable (see ``stop``)."""
+        nonlocal finished_early
         source = job.data[index]
         target = job.out[index]
+        if early:
+            finished_early = False
         for c in range(n_channels):
             channel = source[..., c] if job.colour is not None else source
             restored_channel = deconvolve(channel, applied, method=job.method,
@@ -886,6 +928,13 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
             if c < n_channels - 1:
                 yield progress("apply", flat, kernel=kernel)
         state["step"] = round(state["step"])  # a whole number after each plane
+        if early:
+            if _blown_up(source[..., :n_channels] if job.colour is not None else source,
+                         target[..., :n_channels] if job.colour is not None else target):
+                target[...] = source  # not a restoration yet: the plane keeps the input
+                yield progress("apply", flat, kernel=kernel)
+                return
+            finished_early = True
         restored[index] = True
         state["planes_done"] += 1
         yield progress("apply", flat, kernel=kernel)
@@ -899,6 +948,8 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
         if job.known_kernel is not None:
             shared_kernel = job.known_kernel
             for flat in range(n_planes):
+                if flat > 0 and stopped():
+                    break
                 yield from apply(_index(stack_shape, flat), flat, shared_kernel,
                                  shared_kernel)
         elif job.mode == "shared":
@@ -913,11 +964,20 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
             regions.append(first.region)
             applied, shared_kernel = _prepare_kernel(job, final.kernel)
             state["step"] = iterations
-            for flat in range(n_planes):
-                yield from apply(_index(stack_shape, flat), flat, applied, shared_kernel)
+            if not final.done:  # stopped: only the plane it was estimated on
+                index = first.index or ()
+                flat = int(np.ravel_multi_index(index, stack_shape)) if stack_shape else 0
+                yield from apply(index, flat, applied, shared_kernel, early=True)
+            else:
+                for flat in range(n_planes):
+                    if flat > 0 and stopped():
+                        break
+                    yield from apply(_index(stack_shape, flat), flat, applied, shared_kernel)
         else:
             for flat in range(n_planes):
                 index = _index(stack_shape, flat)
+                if flat > 0 and stopped():
+                    break
                 if flat > 0:
                     _close(blind)
                     blind = _blind_run(job, index)
@@ -932,7 +992,7 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
                 applied, kernel = _prepare_kernel(job, final.kernel)
                 kernels[index] = kernel
                 state["step"] = flat * (iterations + apply_units) + iterations
-                yield from apply(index, flat, applied, kernel)
+                yield from apply(index, flat, applied, kernel, early=not final.done)
     finally:
         if blind is not None:
             _close(blind)
@@ -956,6 +1016,11 @@ def _run(job: _Job, first: _Blind | None) -> Iterator[RestoreProgress]:
         "memory_estimate_bytes": {"blind": job.memory.blind, "nonblind": job.memory.nonblind,
                                   "arrays": job.memory.arrays},
     }
+    if stopped():
+        settings["stopped"] = True
+        settings["planes_restored"] = int(state["planes_done"])
+        if finished_early is not None:
+            settings["finished_early"] = finished_early
     result = RestoreResult(
         image=job.out_full, kernel=shared_kernel, kernels=kernels, estimate=estimate_snapshot,
         mode=job.mode, reference=job.reference if job.mode == "shared" and stack_shape else None,
