@@ -431,3 +431,12 @@ def test_ctrl_c_during_a_colour_estimate_deconvolves_with_the_kernel_so_far(tmp_
     else:
         assert "still too near its start); nothing written" in text, text
     np.testing.assert_array_equal(iio.imread(source), photo)
+
+
+def test_ctrl_c_in_the_demo_exits_130_without_a_traceback(tmp_path):
+    status, text = _interrupted_run(["demo", "--out", str(tmp_path / "demo")],
+                                    ready="loss=", settle=0.5)
+    assert status == 130, text
+    assert "dip-deblur: interrupted; nothing written" in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "demo").exists()

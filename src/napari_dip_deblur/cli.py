@@ -660,9 +660,13 @@ def _demo(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dip-deblur``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "demo":
-        return _demo(argv[1:])
-    return _deblur_files(argv)
+    try:
+        if argv and argv[0] == "demo":
+            return _demo(argv[1:])
+        return _deblur_files(argv)
+    except (KeyboardInterrupt, _Interrupted):  # where no result is kept: the demo, a suggestion
+        print("dip-deblur: interrupted; nothing written", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
