@@ -577,6 +577,15 @@ def _final_deconvolution(array: np.ndarray, kernel: np.ndarray, method: str, wei
     return image, fit_kernel(applied, kernel.shape), cleaned
 
 
+def out_of_range(source: np.ndarray, restored: np.ndarray) -> bool:
+    """Whether ``restored`` leaves the range of ``source`` by more than that range: the
+    mark of a deconvolution with a kernel still too near its flat start (internal; shared
+    by :func:`finish_early` and ``restore_iter``'s ``stop``)."""
+    low, high = float(source.min()), float(source.max())
+    span = high - low
+    return float(restored.min()) < low - span or float(restored.max()) > high + span
+
+
 def finish_early(image: Any, snapshot: Snapshot) -> Snapshot:
     """A snapshot of a run stopped early, finished as the run would have finished it.
 
@@ -635,9 +644,7 @@ def finish_early(image: Any, snapshot: Snapshot) -> Snapshot:
     restored, kernel, cleaned = _final_deconvolution(
         array, snapshot.generator_kernel, method,
         float(snapshot.settings["final_deconvolution_weight"]))
-    low, high = float(array.min()), float(array.max())
-    span = high - low
-    if float(restored.min()) < low - span or float(restored.max()) > high + span:
+    if out_of_range(array, restored):
         # not a restoration yet: the kernel cannot be deconvolved with
         return dataclasses.replace(snapshot, settings={**snapshot.settings,
                                                        "finished_early": False})

@@ -40,6 +40,7 @@ from .api import (
     Snapshot,
     deblur_iter,
     normalise_kernel_size,
+    out_of_range,
     resolve_device,
 )
 from .colour import LUMINANCE_WEIGHTS, colour_layout, luminance
@@ -842,14 +843,6 @@ def _prepare_kernel(job: _Job, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return applied, fit_kernel(applied, job.kernel_shape)
 
 
-def _blown_up(source: np.ndarray, restored: np.ndarray) -> bool:
-    """Whether ``restored`` leaves the range of ``source`` by more than that range: the mark
-    of a kernel still too near its start (as :func:`napari_dip_deblur.finish_early`)."""
-    low, high = float(source.min()), float(source.max())
-    span = high - low
-    return float(restored.min()) < low - span or float(restored.max()) > high + span
-
-
 def _close(blind: _Blind) -> None:
     close = getattr(blind.snapshots, "close", None)
     if close is not None:
@@ -929,7 +922,7 @@ def _run(job: _Job, first: _Blind | None, stop: Any = None) -> Iterator[RestoreP
                 yield progress("apply", flat, kernel=kernel)
         state["step"] = round(state["step"])  # a whole number after each plane
         if early:
-            if _blown_up(source[..., :n_channels] if job.colour is not None else source,
+            if out_of_range(source[..., :n_channels] if job.colour is not None else source,
                          target[..., :n_channels] if job.colour is not None else target):
                 target[...] = source  # not a restoration yet: the plane keeps the input
                 yield progress("apply", flat, kernel=kernel)
