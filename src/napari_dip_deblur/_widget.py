@@ -1164,8 +1164,8 @@ class DeblurWidget(Container):
         if state.progress is None:
             self._status.value = f"failed: {run.error}" if failed else "cancelled"
             return
-        stopped = state.result is not None and state.result.settings.get("stopped", False)
-        partial = run.error is not None or state.result is None or stopped
+        settings = state.result.settings if state.result is not None else {}
+        partial = run.error is not None or state.result is None or settings.get("stopped", False)
         self._show_restore(run, partial=partial, final=True)
         cancelled = " (cancelled)" if run.cancelled and partial and not failed else ""
         n, done = state.n_planes, len(state.copied)
@@ -1175,8 +1175,7 @@ class DeblurWidget(Container):
             what += f" with the known kernel {state.kernel_layer!r}"
         what += {True: " with the kernel it had when cancelled",
                  False: " (its kernel was still too near its start to deconvolve with)",
-                 None: ""}[state.result.settings.get("finished_early")
-                           if state.result is not None else None]
+                 None: ""}[settings.get("finished_early")]
         self._status.value = (
             f"{'partial' if partial else 'done'}{cancelled}{failed}: {what} in "
             f"{state.progress.elapsed:.1f} s"

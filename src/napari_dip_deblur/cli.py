@@ -286,7 +286,6 @@ def _deblur_files(argv: Sequence[str]) -> int:
             if args.kernel_out is not None:
                 kernel = result.kernel if result.kernel is not None else result.kernels
                 _write_kernel(args.kernel_out, kernel)
-            summary = _describe(result, layout)
             if stopped:
                 n = math.prod(layout["stack_shape"])
                 kept = (f"{result.settings['planes_restored']} of {n} planes restored, the "
@@ -296,6 +295,7 @@ def _deblur_files(argv: Sequence[str]) -> int:
                 print(f"dip-deblur: interrupted; wrote {args.output} ({kept}{how})",
                       file=sys.stderr)
                 return INTERRUPTED
+            summary = _describe(result, layout)
     except (ValueError, FileNotFoundError) as error:  # incl. InsufficientMemoryError
         print(f"dip-deblur: error: {error}", file=sys.stderr)
         return 2
