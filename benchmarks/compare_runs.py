@@ -1,8 +1,11 @@
 """Compare Levin result folders of ``benchmarks/levin.py`` image by image (paired).
 
 For each folder after the first: the mean PSNR over the images both have, on how many it
-is better than the first folder, the means per sharp image (``im1`` .. ``im4``), the total
-wall time, and the images that moved most. No network is run.
+is better than the first folder, the means per sharp image (``im1`` .. ``im4``) and per
+kernel size, the total wall time, and the images that moved most. With ``--compose-up-to
+S``, also the run that a kernel-size rule would give: this folder's results for kernels of
+``S`` px or less, the first folder's for larger ones (exact where both ran the same seed,
+since each image's run depends only on its own settings and seed). No network is run.
 
     python benchmarks/compare_runs.py benchmarks/results/experiments/fast-cl-440 \\
         benchmarks/results/experiments/fast-crop176-starts2
@@ -29,12 +32,32 @@ def load(folder: Path, seed: int | None) -> dict[str, dict]:
     return records
 
 
+def compose(reference: dict[str, dict], other: dict[str, dict], up_to: int, name: str) -> None:
+    """Print the run of the rule "``other`` for kernels of ``up_to`` px or less, the
+    reference above" over all the reference's images (``other`` may hold only the small
+    kernels)."""
+    small = [c for c in reference if reference[c]["kernel_size"] <= up_to]
+    missing = sorted(set(small) - set(other))
+    if missing:
+        print(f"  composed: {name} lacks {len(missing)} image(s) of kernels <= {up_to} px")
+        return
+    chosen = {c: (other if c in small else reference)[c] for c in reference}
+    ref = np.array([reference[c]["psnr"] for c in reference])
+    composed = np.array([chosen[c]["psnr"] for c in reference])
+    seconds = sum(record["wall_time"] for record in chosen.values())
+    print(f"  composed over the reference's {len(ref)} images (kernels <= {up_to} px from "
+          f"{name}): mean PSNR {composed.mean():.2f} against {ref.mean():.2f} dB "
+          f"({(composed - ref).mean():+.2f}), wall time {seconds:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", type=Path, nargs="+", help="the first is the reference")
     parser.add_argument("--seed", type=int, default=None,
                         help="the seed to compare (default: each folder's only seed)")
     parser.add_argument("--show", type=int, default=5, help="largest moves to list")
+    parser.add_argument("--compose-up-to", type=int, default=None, metavar="S",
+                        help="also compose: this folder for kernels <= S px, the first above")
     args = parser.parse_args()
     reference = load(args.folders[0], args.seed)
     for folder in args.folders[1:]:
@@ -55,6 +78,13 @@ def main() -> None:
             mask = np.array([c.startswith(image + "_") for c in cases])
             print(f"  {image}: {new[mask].mean():.2f} against {ref[mask].mean():.2f} dB "
                   f"({diff[mask].mean():+.2f}, {mask.sum()} images)")
+        sizes = np.array([reference[c]["kernel_size"] for c in cases])
+        for size in sorted(set(sizes)):
+            mask = sizes == size
+            print(f"  {size} px kernels: {new[mask].mean():.2f} against {ref[mask].mean():.2f} dB "
+                  f"({diff[mask].mean():+.2f}, {mask.sum()} images)")
+        if args.compose_up_to is not None:
+            compose(reference, other, args.compose_up_to, folder.name)
         order = np.argsort(diff)
         moves = [*order[:args.show], *order[::-1][:args.show]]
         print("  largest moves: " + ", ".join(
