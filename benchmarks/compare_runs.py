@@ -36,8 +36,8 @@ def compose(reference: dict[str, dict], other: dict[str, dict], up_to: int, name
     """Print the run of the rule "``other`` for kernels of ``up_to`` px or less, the
     reference above" over all the reference's images (``other`` may hold only the small
     kernels)."""
-    small = [c for c in reference if reference[c]["kernel_size"] <= up_to]
-    missing = sorted(set(small) - set(other))
+    small = {c for c in reference if reference[c]["kernel_size"] <= up_to}
+    missing = small - set(other)
     if missing:
         print(f"  composed: {name} lacks {len(missing)} image(s) of kernels <= {up_to} px")
         return

@@ -923,7 +923,7 @@ def _run(job: _Job, first: _Blind | None, stop: Any = None) -> Iterator[RestoreP
         state["step"] = round(state["step"])  # a whole number after each plane
         if early:
             if out_of_range(source[..., :n_channels] if job.colour is not None else source,
-                         target[..., :n_channels] if job.colour is not None else target):
+                            target[..., :n_channels] if job.colour is not None else target):
                 target[...] = source  # not a restoration yet: the plane keeps the input
                 yield progress("apply", flat, kernel=kernel)
                 return
