@@ -84,8 +84,8 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
             # What one iteration fitted: the whole image, or the preset's crop of it.
             "fitted": list(settings["estimation_region"][2:]) if settings.get(
                 "estimation_region") else [size, size],
-            "iterations_preset": PRESETS[preset].iterations,
-            "iterations_per_run": PRESETS[preset].run_iterations()}
+            "iterations_preset": PRESETS[preset].for_kernel((kernel, kernel)).iterations,
+            "iterations_per_run": PRESETS[preset].for_kernel((kernel, kernel)).run_iterations()}
 
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,
@@ -201,6 +201,8 @@ def _markdown(record: dict) -> str:
         # preset now fits a crop and the row timed the whole image (rows from before
         # `estimation_crop`): its iterations cost differently now.
         preset = PRESETS.get(row["preset"])
+        if preset:  # as it runs for this kernel size (fast: crop and length)
+            preset = preset.for_kernel((row["kernel"], row["kernel"]))
         fitted = row.get("fitted", [row["size"], row["size"]])
         iterations = preset.run_iterations() if preset else row["iterations_preset"]
         crop = preset.estimation_crop if preset else None

@@ -85,6 +85,75 @@ def test_fast_fits_a_176_px_crop_unless_the_final_deconvolution_is_turned_off():
     assert resolve_settings("fast", 330, start_trial=0.36).run_iterations() == 449
 
 
+def test_fast_fits_a_smaller_crop_for_longer_below_21_px_kernels():
+    from napari_dip_deblur.presets import resolve_settings
+
+    fast = resolve_settings("fast")
+    small, large = fast.for_kernel((19, 19)), fast.for_kernel((21, 9))
+    assert (small.estimation_crop, small.iterations, small.kernel_lr) == (144, 600, 3e-4)
+    assert (large.estimation_crop, large.iterations, large.kernel_lr) == (176, 440, 1e-3)
+    # About the same cost per start: pixels fitted x iterations within 10 %.
+    assert 144 ** 2 * 600 == pytest.approx(176 ** 2 * 440, rel=0.1)
+    assert small.run_iterations() == 1200 and large.run_iterations() == 880
+    # Folded in and cleared: the settings a run records are the ones it ran.
+    for resolved in (small, large):
+        assert resolved.small_kernel_crop is None and resolved.small_kernel_iterations is None
+        assert resolved.for_kernel((5, 5)) == resolved
+    # What the caller gives is what runs, for every kernel size.
+    given = resolve_settings("fast", 300, estimation_crop=100).for_kernel((5, 5))
+    assert (given.estimation_crop, given.iterations) == (100, 300)
+    assert resolve_settings("fast", 300).for_kernel((5, 5)).estimation_crop == 144
+    assert resolve_settings("fast", estimation_crop=100).for_kernel((5, 5)).iterations == 600
+    assert resolve_settings("fast", small_kernel_crop=64).for_kernel((5, 5)).estimation_crop \
+        == 64
+    assert resolve_settings("fast", final_deconvolution="none").for_kernel(
+        (5, 5)).estimation_crop is None
+    plain = resolve_settings("selfdeblur").for_kernel((5, 5))
+    assert (plain.estimation_crop, plain.iterations) == (None, 5000)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"small_kernel_crop": 8, "levels": 3}, "small_kernel_crop must be None or an integer > 8"),
+    ({"small_kernel_crop": 100.0}, "small_kernel_crop must be None or an integer"),
+    ({"small_kernel_crop": 100, "estimation_crop": None}, "small_kernel_crop needs an "
+                                                          "estimation_crop"),
+    ({"small_kernel_iterations": 0}, "small_kernel_iterations must be None or an integer >= 1"),
+    ({"small_kernel_iterations": True}, "small_kernel_iterations must be None or an integer"),
+])
+def test_bad_small_kernel_settings_are_refused(overrides, message):
+    from napari_dip_deblur.presets import resolve_settings
+
+    with pytest.raises(ValueError, match=message):
+        resolve_settings("fast", **overrides)
+
+
+@pytest.mark.parametrize("kernel, crop, iterations", [(5, 144, 600), (21, 176, 440)])
+def test_a_fast_run_fits_the_crop_and_length_of_its_kernel_size(kernel, crop, iterations):
+    from napari_dip_deblur.restore import restore_iter
+
+    image = blurred_photo(200, 5).blurry
+    before = image.copy()
+    # One iteration of each: the first snapshot records what the run will do.
+    run = deblur_iter(image, kernel, preset="fast", device="cpu", yield_every=1)
+    try:
+        settings = next(run).settings
+    finally:
+        run.close()
+    assert settings["estimation_region"] == list(auto_region(image, crop).as_tuple())
+    assert (settings["estimation_crop"], settings["iterations"]) == (crop, iterations)
+    assert settings["small_kernel_crop"] is None and settings["small_kernel_iterations"] is None
+    progress = restore_iter(image, kernel, preset="fast", device="cpu", yield_every=1)
+    try:
+        first = next(p for p in progress if p.snapshot is not None)
+    finally:
+        progress.close()
+    assert first.region == auto_region(image, crop)
+    assert first.snapshot.settings["iterations"] == iterations
+    # Both starts run to the end, then the whole image is deconvolved.
+    assert first.total > 2 * iterations == first.snapshot.total
+    np.testing.assert_array_equal(image, before)
+
+
 def test_starts_that_run_to_the_end_keep_the_sharpest(blurry):
     n = 5
     result = deblur(blurry, 5, iterations=n, final_deconvolution="none",
@@ -111,8 +180,8 @@ def test_restore_fits_the_presets_crop_unless_a_region_is_given(blurry):
     given = restore(blurry, 5, iterations=3, estimation_crop=40, region=(0, 0, 48, 48),
                     **TINY)
     assert [r.as_tuple() for r in given.regions] == [(0, 0, 48, 48)]
-    whole = restore(blurry, 5, iterations=3, **TINY)  # fast's 176 px: more than the image
-    assert whole.regions == (None,) and whole.settings["estimation_crop"] == 176
+    whole = restore(blurry, 5, iterations=3, **TINY)  # fast's 144 px: more than the image
+    assert whole.regions == (None,) and whole.settings["estimation_crop"] == 144
 
 
 def test_a_run_stopped_early_is_finished_with_the_kernel_it_had():

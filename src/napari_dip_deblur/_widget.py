@@ -796,7 +796,11 @@ class DeblurWidget(Container):
                 self._defaults[key] = widget.value  # as rounded by the spin box
             widget.enabled = name == _STAGED or not _ADVANCED[key][4]
         self._starts.value = settings.starts
-        self._iterations.tooltip = f"0 = the preset's default ({settings.iterations})"
+        default = str(settings.iterations)
+        if settings.small_kernel_iterations is not None:
+            default = (f"{settings.small_kernel_iterations} for kernels under "
+                       f"{settings.large_kernel_side} px, else {default}")
+        self._iterations.tooltip = f"0 = the preset's default ({default})"
 
     def _on_show_advanced(self, value: bool) -> None:
         self._advanced_box.visible = bool(value)
@@ -838,10 +842,11 @@ class DeblurWidget(Container):
     def _start(self, layer: napari.layers.Layer, plane: Plane) -> GeneratorWorker:
         preset = str(self._preset.value)
         iterations = int(self._iterations.value) or None
-        total = iterations or int(self._presets[preset].iterations)
-        self._run = self._new_run(layer, plane.location,
-                                  (int(self._kernel_h.value), int(self._kernel_w.value)),
-                                  preset, colormap=layer.colormap)
+        kernel_size = (int(self._kernel_h.value), int(self._kernel_w.value))
+        # A first guess for the progress bar; the run's snapshots give its total.
+        total = iterations or self._presets[preset].for_kernel(kernel_size).run_iterations()
+        self._run = self._new_run(layer, plane.location, kernel_size, preset,
+                                  colormap=layer.colormap)
         self._run.stop = threading.Event()
         worker = create_worker(
             _deblur_snapshots,

@@ -300,8 +300,10 @@ def deblur_iter(
     start_kernel = None if initial_kernel is None else _check_initial_kernel(initial_kernel,
                                                                               kernel_shape)
     torch_device = resolve_device(device)
+    # The kernel's size may set its learning rate, the crop and the iterations: the values
+    # used are the ones recorded.
     settings = resolve_settings(preset_for_device(preset, torch_device.type), iterations,
-                                **overrides)
+                                **overrides).for_kernel(kernel_shape)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
@@ -319,9 +321,6 @@ def deblur_iter(
                          f">= {min_input - kernel_shape[0] + 1}); pass levels=<fewer> or a "
                          f"larger image")
 
-    # The kernel's learning rate may depend on its size: the one used is the one recorded.
-    settings = dataclasses.replace(settings, kernel_lr=settings.kernel_lr_for(kernel_shape),
-                                   large_kernel_lr=None)
     offset, scale = intensity_mapping(array)
     # A float64 copy: the caller's array is never touched.
     target = torch.from_numpy((fitted.astype(np.float64) - offset) / scale).float()[None]

@@ -298,8 +298,9 @@ def restore_iter(
         ``region_size`` crop ("auto"; the whole plane if smaller), or a given rectangle.
         With a region, the ``fast`` preset runs :data:`REGION_FAST_OVERRIDES` unless
         ``iterations`` or ``channels`` are given. None with a preset that has an
-        ``estimation_crop`` (``fast``: 176) fits the best-textured crop of that side, with
-        the preset's own settings, as :func:`napari_dip_deblur.deblur` does.
+        ``estimation_crop`` (``fast``: 144 px below 21 px kernels, else 176) fits the
+        best-textured crop of that side, with the preset's own settings, as
+        :func:`napari_dip_deblur.deblur` does.
     region_size : int
         Side of the automatic region.
     method : {"hyper_laplacian", "wiener"}
@@ -619,8 +620,10 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
                                 if k not in overrides}
             settings = resolve_settings(settings, **region_overrides)
             extra["region_overrides"] = region_overrides
+        # The kernel's size may set the crop and the iterations (``fast``: 144 px below 21).
+        settings = settings.for_kernel(kernel_shape)
         if region is None and settings.estimation_crop is not None:
-            # The preset's crop (``fast``: 176 px), with the preset's own settings: the
+            # The preset's crop (``fast``: 144 or 176 px), with its own settings: the
             # best-textured crop of that side, as ``deblur`` would fit it.
             region, region_size = "auto", settings.estimation_crop
             blind_shape = _auto_region_shape(region_size, plane_shape)
@@ -870,7 +873,7 @@ def _run(job: _Job, first: _Blind | None, stop: Any = None) -> Iterator[RestoreP
         apply_units = max(1, round(
             n_channels * plane_pixels * _NONBLIND_SECONDS_PER_PIXEL
             / (blind_pixels * job.settings.channels * _BLIND_SECONDS_PER_PIXEL_CHANNEL)))
-        iterations = job.settings.iterations
+        iterations = job.settings.run_iterations()  # the blind run's steps: every start's
         n_blind = n_planes if job.mode == "per_plane" else 1
     total = n_blind * iterations + n_planes * apply_units
     state = {"step": 0, "planes_done": 0}
