@@ -3,9 +3,10 @@
 For each folder after the first: the mean PSNR over the images both have, on how many it
 is better than the first folder, the means per sharp image (``im1`` .. ``im4``) and per
 kernel size, the total wall time, and the images that moved most. With ``--compose-up-to
-S``, also the run that a kernel-size rule would give: this folder's results for kernels of
-``S`` px or less, the first folder's for larger ones (exact where both ran the same seed,
-since each image's run depends only on its own settings and seed). No network is run.
+S`` (or ``--compose-from S``), also the run that a kernel-size rule would give: this
+folder's results for kernels of ``S`` px or less (or more), the first folder's for the
+others (exact where both ran the same seed, since each image's run depends only on its own
+settings and seed). No network is run.
 
     python benchmarks/compare_runs.py benchmarks/results/experiments/fast-cl-440 \\
         benchmarks/results/experiments/fast-crop176-starts2
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,22 +34,24 @@ def load(folder: Path, seed: int | None) -> dict[str, dict]:
     return records
 
 
-def compose(reference: dict[str, dict], other: dict[str, dict], up_to: int, name: str) -> None:
-    """Print the run of the rule "``other`` for kernels of ``up_to`` px or less, the
-    reference above" over all the reference's images (``other`` may hold only the small
-    kernels)."""
-    small = {c for c in reference if reference[c]["kernel_size"] <= up_to}
-    missing = small - set(other)
+def compose(reference: dict[str, dict], other: dict[str, dict], sizes: str, name: str,
+            take: Callable[[int], bool]) -> None:
+    """Print the run of the rule "``other`` for the kernels ``take`` picks (``sizes`` says
+    which), the reference for the rest" over all the reference's images (``other`` may
+    hold only the kernels it is taken for)."""
+    taken = {c for c in reference if take(reference[c]["kernel_size"])}
+    missing = taken - set(other)
     if missing:
-        print(f"  composed: {name} lacks {len(missing)} image(s) of kernels <= {up_to} px")
+        print(f"  composed: {name} lacks {len(missing)} image(s) of kernels {sizes}")
         return
-    chosen = {c: (other if c in small else reference)[c] for c in reference}
+    chosen = {c: (other if c in taken else reference)[c] for c in reference}
     ref = np.array([reference[c]["psnr"] for c in reference])
     composed = np.array([chosen[c]["psnr"] for c in reference])
+    ssim = np.mean([chosen[c]["ssim"] for c in reference])
     seconds = sum(record["wall_time"] for record in chosen.values())
-    print(f"  composed over the reference's {len(ref)} images (kernels <= {up_to} px from "
+    print(f"  composed over the reference's {len(ref)} images (kernels {sizes} from "
           f"{name}): mean PSNR {composed.mean():.2f} against {ref.mean():.2f} dB "
-          f"({(composed - ref).mean():+.2f}), wall time {seconds:.0f} s")
+          f"({(composed - ref).mean():+.2f}), SSIM {ssim:.3f}, wall time {seconds:.0f} s")
 
 
 def main() -> None:
@@ -58,6 +62,8 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=5, help="largest moves to list")
     parser.add_argument("--compose-up-to", type=int, default=None, metavar="S",
                         help="also compose: this folder for kernels <= S px, the first above")
+    parser.add_argument("--compose-from", type=int, default=None, metavar="S",
+                        help="also compose: this folder for kernels >= S px, the first below")
     args = parser.parse_args()
     reference = load(args.folders[0], args.seed)
     for folder in args.folders[1:]:
@@ -84,7 +90,11 @@ def main() -> None:
             print(f"  {size} px kernels: {new[mask].mean():.2f} against {ref[mask].mean():.2f} dB "
                   f"({diff[mask].mean():+.2f}, {mask.sum()} images)")
         if args.compose_up_to is not None:
-            compose(reference, other, args.compose_up_to, folder.name)
+            compose(reference, other, f"<= {args.compose_up_to} px", folder.name,
+                    lambda size: size <= args.compose_up_to)
+        if args.compose_from is not None:
+            compose(reference, other, f">= {args.compose_from} px", folder.name,
+                    lambda size: size >= args.compose_from)
         order = np.argsort(diff)
         moves = [*order[:args.show], *order[::-1][:args.show]]
         print("  largest moves: " + ", ".join(
