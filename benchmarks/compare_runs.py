@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,20 +32,21 @@ def load(folder: Path, seed: int | None) -> dict[str, dict]:
         record = json.loads(path.read_text())
         if record["case"] in records:
             raise SystemExit(f"{folder} holds several seeds of {record['case']}: pass --seed")
-        records[record["case"]] = record
+        records[record["case"]] = {**record, "_folder": folder}
     return records
 
 
 def compose(reference: dict[str, dict], other: dict[str, dict], sizes: str, name: str,
-            take: Callable[[int], bool]) -> None:
+            take: Callable[[int], bool]) -> dict[str, dict] | None:
     """Print the run of the rule "``other`` for the kernels ``take`` picks (``sizes`` says
     which), the reference for the rest" over all the reference's images (``other`` may
-    hold only the kernels it is taken for)."""
+    hold only the kernels it is taken for), and return its records (None: ``other`` lacks
+    some)."""
     taken = {c for c in reference if take(reference[c]["kernel_size"])}
     missing = taken - set(other)
     if missing:
         print(f"  composed: {name} lacks {len(missing)} image(s) of kernels {sizes}")
-        return
+        return None
     chosen = {c: (other if c in taken else reference)[c] for c in reference}
     ref = np.array([reference[c]["psnr"] for c in reference])
     composed = np.array([chosen[c]["psnr"] for c in reference])
@@ -52,6 +55,26 @@ def compose(reference: dict[str, dict], other: dict[str, dict], sizes: str, name
     print(f"  composed over the reference's {len(ref)} images (kernels {sizes} from "
           f"{name}): mean PSNR {composed.mean():.2f} against {ref.mean():.2f} dB "
           f"({(composed - ref).mean():+.2f}), SSIM {ssim:.3f}, wall time {seconds:.0f} s")
+    return chosen
+
+
+def write_composed(chosen: dict[str, dict], out: Path, rule: str) -> None:
+    """Copy each chosen run's files (record, images, kernels) into ``out``, a result folder
+    ``levin_report.py`` reads like any other, with ``COMPOSED.md`` saying where each came
+    from."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Composed run: {rule}", "",
+             f"Written by `python benchmarks/compare_runs.py {' '.join(sys.argv[1:])}`. "
+             "Each file is a copy of a run made by `benchmarks/levin.py` (exact: each image's run "
+             "depends only on its own settings and seed).", "",
+             "| case | copied from |", "|---|---|"]
+    for case, record in sorted(chosen.items()):
+        folder = record["_folder"]
+        for path in sorted(folder.glob(f"{case}_seed{record['seed']}*")):
+            shutil.copy2(path, out / path.name)
+        lines.append(f"| {case} | `{folder.as_posix()}` |")
+    (out / "COMPOSED.md").write_text("\n".join(lines) + "\n")
+    print(f"  wrote {len(chosen)} runs to {out}")
 
 
 def main() -> None:
@@ -64,7 +87,13 @@ def main() -> None:
                         help="also compose: this folder for kernels <= S px, the first above")
     parser.add_argument("--compose-from", type=int, default=None, metavar="S",
                         help="also compose: this folder for kernels >= S px, the first below")
+    parser.add_argument("--compose-out", type=Path, default=None, metavar="DIR",
+                        help="write the composed run's files to DIR (one folder compared)")
     args = parser.parse_args()
+    if args.compose_out is not None and (len(args.folders) != 2 or (
+            args.compose_up_to is None) == (args.compose_from is None)):
+        parser.error("--compose-out takes two folders and one of --compose-up-to and "
+                     "--compose-from")
     reference = load(args.folders[0], args.seed)
     for folder in args.folders[1:]:
         other = load(folder, args.seed)
@@ -89,12 +118,17 @@ def main() -> None:
             mask = sizes == size
             print(f"  {size} px kernels: {new[mask].mean():.2f} against {ref[mask].mean():.2f} dB "
                   f"({diff[mask].mean():+.2f}, {mask.sum()} images)")
+        rules = []
         if args.compose_up_to is not None:
-            compose(reference, other, f"<= {args.compose_up_to} px", folder.name,
-                    lambda size: size <= args.compose_up_to)
+            rules.append((f"<= {args.compose_up_to} px", lambda size: size <= args.compose_up_to))
         if args.compose_from is not None:
-            compose(reference, other, f">= {args.compose_from} px", folder.name,
-                    lambda size: size >= args.compose_from)
+            rules.append((f">= {args.compose_from} px", lambda size: size >= args.compose_from))
+        for sizes, take in rules:
+            chosen = compose(reference, other, sizes, folder.name, take)
+            if chosen is not None and args.compose_out is not None:
+                write_composed(chosen, args.compose_out,
+                               f"`{folder.name}` for kernels {sizes}, "
+                               f"`{args.folders[0].name}` for the others")
         order = np.argsort(diff)
         moves = [*order[:args.show], *order[::-1][:args.show]]
         print("  largest moves: " + ", ".join(

@@ -180,7 +180,10 @@ def test_advanced_section_passes_changed_values_as_overrides(viewer_widget):
     adv["tv_weight"].value = 0.05
     adv["kernel_lr"].value = 0.0002
     assert widget.overrides() == {"tv_weight": 0.05, "kernel_lr": 0.0002}
+    assert widget._iterations.tooltip == "0 = the preset's default (5000)"
     widget._preset.value = "fast"  # resets to the preset's values; staged knobs unused
+    assert widget._iterations.tooltip == ("0 = the preset's default (600 for kernels under "
+                                          "21 px, else 440)")
     assert not adv["tv_weight"].enabled
     assert adv["kernel_lr"].value == pytest.approx(3e-4)
     adv["tv_weight"].value = 0.5
