@@ -70,7 +70,8 @@ def write_composed(chosen: dict[str, dict], out: Path, rule: str) -> None:
              "| case | copied from |", "|---|---|"]
     for case, record in sorted(chosen.items()):
         folder = record["_folder"]
-        for path in sorted(folder.glob(f"{case}_seed{record['seed']}*")):
+        stem = f"{case}_seed{record['seed']}"
+        for path in sorted([*folder.glob(f"{stem}.*"), *folder.glob(f"{stem}_*")]):
             shutil.copy2(path, out / path.name)
         lines.append(f"| {case} | `{folder.as_posix()}` |")
     (out / "COMPOSED.md").write_text("\n".join(lines) + "\n")
@@ -123,11 +124,11 @@ def main() -> None:
             rules.append((f"<= {args.compose_up_to} px", lambda size: size <= args.compose_up_to))
         if args.compose_from is not None:
             rules.append((f">= {args.compose_from} px", lambda size: size >= args.compose_from))
-        for sizes, take in rules:
-            chosen = compose(reference, other, sizes, folder.name, take)
+        for which, take in rules:
+            chosen = compose(reference, other, which, folder.name, take)
             if chosen is not None and args.compose_out is not None:
                 write_composed(chosen, args.compose_out,
-                               f"`{folder.name}` for kernels {sizes}, "
+                               f"`{folder.name}` for kernels {which}, "
                                f"`{args.folders[0].name}` for the others")
         order = np.argsort(diff)
         moves = [*order[:args.show], *order[::-1][:args.show]]
