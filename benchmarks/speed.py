@@ -72,6 +72,7 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
         settings = snapshot.settings
     except (MemoryError, RuntimeError) as error:
         return {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+    as_run = PRESETS[preset].for_kernel((kernel, kernel))  # fast: crop and length by size
     if device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:
@@ -84,8 +85,8 @@ def _measure(preset: str, size: int, kernel: int, device: str, warmup: int, time
             # What one iteration fitted: the whole image, or the preset's crop of it.
             "fitted": list(settings["estimation_region"][2:]) if settings.get(
                 "estimation_region") else [size, size],
-            "iterations_preset": PRESETS[preset].for_kernel((kernel, kernel)).iterations,
-            "iterations_per_run": PRESETS[preset].for_kernel((kernel, kernel)).run_iterations()}
+            "iterations_preset": as_run.iterations,
+            "iterations_per_run": as_run.run_iterations()}
 
 
 def _run_case(args: argparse.Namespace, preset: str, size: int, kernel: int,

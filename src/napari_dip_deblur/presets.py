@@ -320,6 +320,10 @@ PRESETS: dict[str, Settings] = {
     ),
 }
 
+# A field and the field that replaces it for some kernel sizes (`Settings.for_kernel`).
+_BY_KERNEL_SIZE = {"kernel_lr": "large_kernel_lr", "estimation_crop": "small_kernel_crop",
+                   "iterations": "small_kernel_iterations"}
+
 DEFAULT_PRESET = "auto"
 """The API's default: :func:`recommended_preset` for the device the run uses."""
 
@@ -373,12 +377,8 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
     if unknown:
         raise ValueError(f"unknown override(s) {sorted(unknown)}; "
                          f"accepted: {', '.join(Settings.field_names())}")
-    if "kernel_lr" in overrides and "large_kernel_lr" not in overrides:
-        overrides["large_kernel_lr"] = None  # an explicit kernel_lr is what runs
     if overrides.get("final_deconvolution") == "none" and "estimation_crop" not in overrides:
         overrides["estimation_crop"] = None  # without that step only the whole image can be fitted
-    if "estimation_crop" in overrides and "small_kernel_crop" not in overrides:
-        overrides["small_kernel_crop"] = None  # an explicit crop is what runs
     staged = {k: overrides.pop(k) for k in STAGED_KEYS if k in overrides}
     if staged:
         if not set(STAGED_KEYS) <= set(settings.extra):
@@ -392,8 +392,9 @@ def resolve_settings(preset: str | Settings, iterations: int | None = None,
         overrides["extra"] = {**dict(settings.extra), **knobs}
     if iterations is not None:
         overrides["iterations"] = iterations
-    if "iterations" in overrides and "small_kernel_iterations" not in overrides:
-        overrides["small_kernel_iterations"] = None  # an explicit count is what runs
+    for given, by_size in _BY_KERNEL_SIZE.items():
+        if given in overrides and by_size not in overrides:
+            overrides[by_size] = None  # the value the caller gave is what runs, at any size
     shorter = isinstance(overrides.get("iterations"), int) \
         and overrides["iterations"] < settings.iterations
     if shorter and "retry_mae_ratio" not in overrides:
