@@ -90,6 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also save the float restored image as NPY")
     parser.add_argument("--data", type=Path, default=None,
                         help="Levin data folder (default: $DIP_DEBLUR_LEVIN or ../shared/...)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads (torch.set_num_threads); default: torch's own, the "
+                             "physical cores. Results depend on it (docs/benchmarks/"
+                             "levin-notes.md)")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
     args = parser.parse_args(argv)
     if args.images and (args.imgs or args.kernels):
@@ -155,6 +159,7 @@ def provenance(argv: list[str] | None) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "hostname": platform.node(),
     }
 
@@ -305,6 +310,12 @@ def jsonable(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected cases and seeds; return 1 if any run failed."""
     args = parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     cases = select_cases(load_levin(args.data), args)
     runs = [(case, seed) for case in cases for seed in args.seeds]
     if args.list:
