@@ -15,6 +15,12 @@ for comparing weights only.
 
     python benchmarks/final_step.py benchmarks/results/experiments/fast-crop176-rawk \\
         --weights 1e-4 1.5e-4 2e-4 3e-4 --out benchmarks/results/experiments/final-step.json
+
+``--write-weight W --write-to DIR`` also writes the runs of one folder as they are with
+weight ``W`` into ``DIR``, as ``benchmarks/levin.py`` writes them (the record rescored, its
+``settings.final_deconvolution_weight`` set to ``W`` and a ``final_step_replay`` entry
+added; the restored PNG redone; the kernels copied): the runs a preset with that weight
+gives, exactly, since the networks' part of each run does not depend on it.
 """
 
 from __future__ import annotations
@@ -47,9 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", choices=("generator", "saved"), default="generator",
                         help="the generator's estimate (exact), or the saved, cropped kernel")
     parser.add_argument("--out", type=Path, default=None, help="JSON summary to write")
+    parser.add_argument("--write-weight", type=float, default=None, metavar="W",
+                        help="write the runs as they are with this weight (with --write-to)")
+    parser.add_argument("--write-to", type=Path, default=None, metavar="DIR",
+                        help="folder for --write-weight's runs (one results folder only)")
     args = parser.parse_args(argv)
     if any(w <= 0 for w in args.weights):
         parser.error("--weights must be positive")
+    if (args.write_weight is None) != (args.write_to is None):
+        parser.error("--write-weight and --write-to go together")
+    if args.write_to is not None:
+        if len(args.results) != 1 or args.kernels != "generator":
+            parser.error("--write-to takes one results folder and the generator's kernels")
+        if not args.write_weight > 0:
+            parser.error("--write-weight must be positive")
+        args.weights = sorted({*args.weights, args.write_weight})
     cases = {case.name: case for case in load_levin()}
     rows = []
     for folder in args.results:
@@ -69,13 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             own = float(settings.get("final_deconvolution_weight", 1e-4))
             blurry = case.blurry.astype(np.uint8)  # as levin.py hands it to deblur_iter
             raw = np.load(raw_path)
-            psnr = {}
+            psnr, images = {}, {}
             for weight in sorted({own, *args.weights}):
-                image = np.clip(np.rint(redo(blurry, raw, method, weight)), 0, 255)
+                images[weight] = redo(blurry, raw, method, weight)
+                image = np.clip(np.rint(images[weight]), 0, 255)
                 psnr[weight] = levin_score(image.astype(np.uint8), case.sharp).psnr
             if args.kernels == "generator" and abs(psnr[own] - record["psnr"]) > 1e-6:
                 print(f"{folder.name}/{path.stem}: weight {own:g} gives {psnr[own]:.3f} dB, "
                       f"the run {record['psnr']:.3f}: not the run's final step", file=sys.stderr)
+            if args.write_to is not None:
+                _write_replay(args.write_to, path, record, case, raw,
+                              images[args.write_weight], args.write_weight, argv)
             rows.append({"folder": str(folder), "case": record["case"], "own_weight": own,
                          "stored_psnr": record["psnr"],
                          "psnr": {f"{w:g}": v for w, v in psnr.items()}})
@@ -96,6 +118,24 @@ def main(argv: list[str] | None = None) -> int:
                                         "mean_psnr": means, "better_than_own": better,
                                         "cases": rows}, indent=1) + "\n")
     return 0
+
+
+def _write_replay(out: Path, path: Path, record: dict, case, raw: np.ndarray,
+                  image: np.ndarray, weight: float, argv: list[str] | None) -> None:
+    """Write one run as ``benchmarks/levin.py`` would have with ``weight``."""
+    import shlex
+
+    from levin import score_record, write_outputs
+
+    kernel = np.load(path.with_name(path.stem + "_kernel.npy"))  # unchanged by the weight
+    replayed = {**record, **score_record(case, image, kernel)}
+    replayed["settings"] = {**record.get("settings", {}), "final_deconvolution_weight": weight}
+    args = sys.argv[1:] if argv is None else argv
+    replayed["final_step_replay"] = {
+        "from": str(path.parent), "weight": weight, "stored_psnr": record["psnr"],
+        "command": shlex.join(["python", "benchmarks/final_step.py", *args])}
+    write_outputs(out, path.stem, {"record": replayed, "image": image, "kernel": kernel,
+                                   "generator_kernel": raw}, save_float=False)
 
 
 if __name__ == "__main__":

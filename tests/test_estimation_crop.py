@@ -4,7 +4,7 @@ and starts that all run to the end (``start_trial=1``)."""
 import numpy as np
 import pytest
 
-from napari_dip_deblur import deblur, deblur_iter
+from napari_dip_deblur import PRESETS, deblur, deblur_iter
 from napari_dip_deblur.api import estimation_region, start_seed
 from napari_dip_deblur.regions import auto_region
 from napari_dip_deblur.samples import blurred_photo
@@ -210,7 +210,8 @@ def test_a_run_stopped_early_is_finished_with_the_kernel_it_had():
     applied = deconvolution_kernel(middle.generator_kernel,
                                    clean=needs_cleaning(middle.generator_kernel),
                                    max_shape=blurry.shape)
-    np.testing.assert_array_equal(finished.image, deconvolve(blurry, applied, weight=1e-4))
+    np.testing.assert_array_equal(finished.image, deconvolve(
+        blurry, applied, weight=PRESETS["fast"].final_deconvolution_weight))
     assert finished.kernel.shape == (5, 5) and finished.kernel.sum() == pytest.approx(1, 1e-5)
     # The kernel changed since, and so does the image; a final snapshot is already finished.
     assert not np.array_equal(finish_early(blurry, final).image, finished.image)

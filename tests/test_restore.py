@@ -23,6 +23,7 @@ from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.colour import luminance
 from napari_dip_deblur.noise import NOISE_AWARE_NONBLIND_WEIGHT
 from napari_dip_deblur.nonblind import deconvolve
+from napari_dip_deblur.presets import FAST_FINAL_WEIGHT
 from napari_dip_deblur.regions import Region
 from napari_dip_deblur.restore import (
     RestoreResult,
@@ -301,9 +302,12 @@ def test_colour_kernel_is_estimated_on_the_luminance_and_applied_to_each_channel
     result = deblur_colour(blurry, 9, luminance_weights="rec709")
     estimated_on = oracle.calls[0][0]
     np.testing.assert_allclose(estimated_on, luminance(blurry, weights="rec709"), rtol=1e-6)
+    # After a blind estimate, with the weight the preset (fast, on the CPU) ends with.
+    assert result.settings["nonblind_options"]["weight"] == FAST_FINAL_WEIGHT != 1e-4
     for c in range(3):
         np.testing.assert_allclose(result.image[..., c],
-                                   deconvolve(blurry[..., c], kernel, data_range=255),
+                                   deconvolve(blurry[..., c], kernel, data_range=255,
+                                              weight=FAST_FINAL_WEIGHT),
                                    rtol=1e-5, atol=1e-3)
     # The channel axis may be anywhere; the result keeps the input's layout.
     first = deblur_colour(np.moveaxis(blurry, -1, 0), 9, channel_axis=0)

@@ -307,9 +307,12 @@ def restore_iter(
         The non-blind solver (:func:`napari_dip_deblur.nonblind.deconvolve`).
     nonblind_options : dict, optional
         Further keywords for ``deconvolve`` (``weight``, ``alpha``, ``iterations``, ``edge``).
-        Its ``data_range`` defaults to 255 for uint8 data (as ``deconvolve`` reads it) and to
-        the span of all colour values of all planes otherwise, so every plane and channel is
-        treated alike.
+        After a blind estimate, ``weight`` defaults to the preset's
+        ``final_deconvolution_weight`` where its ``final_deconvolution`` is ``method``
+        (``fast``: 1.25e-4), as in :func:`~napari_dip_deblur.deblur`; with a given ``kernel``
+        to ``deconvolve``'s own. Its ``data_range`` defaults to 255 for uint8 data (as
+        ``deconvolve`` reads it) and to the span of all colour values of all planes
+        otherwise, so every plane and channel is treated alike.
     clean : bool or "auto"
         Remove the estimate's noise floor before applying it
         (:func:`~napari_dip_deblur.kernel_size.clean_kernel`): always, never, or
@@ -646,6 +649,10 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
         # The output comes from the non-blind step: a stronger prior there for noisy data.
         options.setdefault("weight", NOISE_AWARE_NONBLIND_WEIGHT)
     if settings is not None:
+        if settings.final_deconvolution == method:
+            # The weight the preset ends with after its estimate (``fast``: 1.25e-4), as
+            # ``deblur`` would use it, unless given (or raised for noise above).
+            options.setdefault("weight", settings.final_deconvolution_weight)
         # Only the blind runs' kernels are used: the preset's own final deconvolution of the
         # crop they fit is skipped (the non-blind step restores every plane).
         settings = dataclasses.replace(settings, final_deconvolution="none")
