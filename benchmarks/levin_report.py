@@ -158,6 +158,11 @@ def provenance_lines(runs: RunSet) -> list[str]:
     dirty = any(r.get("git_dirty") for r in runs.records)
     lines = [f"*{runs.label}* (`{_relative(runs.folder)}`): produced by"]
     lines += [f"`{command}`" for command in runs.values("command")]
+    replays = sorted({r["final_step_replay"]["command"] for r in runs.records
+                      if r.get("final_step_replay")})
+    if replays:  # benchmarks/final_step.py --write-to: the last step redone at another weight
+        lines.append("and the final deconvolution redone by")
+        lines += [f"`{command}`" for command in replays]
     lines.append(
         f"on {', '.join(runs.values('device')) or 'unknown device'}"
         f" ({', '.join(runs.values('platform')) or 'unknown platform'}), "
