@@ -58,16 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-to", type=Path, default=None, metavar="DIR",
                         help="folder for --write-weight's runs (one results folder only)")
     args = parser.parse_args(argv)
-    if any(w <= 0 for w in args.weights):
-        parser.error("--weights must be positive")
     if (args.write_weight is None) != (args.write_to is None):
         parser.error("--write-weight and --write-to go together")
     if args.write_to is not None:
         if len(args.results) != 1 or args.kernels != "generator":
             parser.error("--write-to takes one results folder and the generator's kernels")
-        if not args.write_weight > 0:
-            parser.error("--write-weight must be positive")
         args.weights = sorted({*args.weights, args.write_weight})
+    if any(w <= 0 for w in args.weights):
+        parser.error("--weights and --write-weight must be positive")
     cases = {case.name: case for case in load_levin()}
     rows = []
     for folder in args.results:

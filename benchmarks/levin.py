@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "levin-notes.md)")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.images and (args.imgs or args.kernels):
         parser.error("give either --images or --imgs/--kernels, not both")
     if args.record_every < 0:
@@ -313,8 +315,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         import torch
 
-        if args.threads < 1:
-            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     cases = select_cases(load_levin(args.data), args)
     runs = [(case, seed) for case in cases for seed in args.seeds]
