@@ -249,7 +249,9 @@ def test_final_deconvolution_replaces_only_the_last_image(small_blurry):
     assert not np.allclose(last.image, last.generator_image)
     plain = deblur(small_blurry, 5, iterations=4, **TINY)
     np.testing.assert_array_equal(plain.image, plain.generator_image)
-    np.testing.assert_array_equal(plain.kernel, last.kernel)
+    # The final step centres the kernel and divides it by its sum again: the same kernel up
+    # to the last bits, which depend on the CPU's SIMD width (the order of the sum).
+    np.testing.assert_allclose(plain.kernel, last.kernel, rtol=1e-5, atol=1e-8)
     # without a final step the generator's kernel is the kernel, in an array of its own
     np.testing.assert_array_equal(plain.generator_kernel, plain.kernel)
     assert not np.shares_memory(plain.generator_kernel, plain.kernel)

@@ -250,9 +250,10 @@ def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry
     widget.extra_overrides = {**FAST, "retry_mae_ratio": 1e-6}  # no fit meets it
     widget._iterations.value = 3
     statuses = []
+    # Every status the widget shows, recorded as it is set (in the main thread): connected
+    # before the run starts, so no early update can be missed however fast the worker is.
+    widget.status_changed.connect(statuses.append)
     widget.run()
-    # Connected after the widget's own handler, so it reads the status that one set.
-    widget.worker.yielded.connect(lambda _: statuses.append(widget._status.value))
     _wait_idle(widget, qtbot)
     assert any("second attempt, from a centred kernel" in text for text in statuses), statuses
     assert "done: 6/6 iterations" in widget._status.value
@@ -274,8 +275,8 @@ def test_the_status_tells_which_start_runs_and_which_was_kept(viewer_widget, blu
     widget._iterations.value = 4
     widget._update_every.value = 1
     statuses = []
+    widget.status_changed.connect(statuses.append)  # before the run: nothing is missed
     widget.run()
-    widget.worker.yielded.connect(lambda _: statuses.append(widget._status.value))
     _wait_idle(widget, qtbot)
     assert any("(start 2 of 2: the sharpest after 2 iterations goes on)" in text
                for text in statuses), statuses

@@ -41,6 +41,7 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
+from psygnal import Signal
 
 from ._layer_data import (
     Plane,
@@ -52,7 +53,7 @@ from ._layer_data import (
     planes_last,
     region_from_shapes,
 )
-from ._run_notes import run_notes
+from ._run_notes import COLLAPSES, run_notes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -239,7 +240,10 @@ def _attempt_note(snap: Any) -> str:
         notes.insert(0, f"start {settings['start']} of {len(settings['start_seeds'])}: the "
                         f"sharpest after {settings['start_trial_iterations']} iterations goes on")
     if settings.get("attempt") == 2 and "kept_attempt" not in settings:
-        notes.append("second attempt, from a centred kernel: the first fit failed the fit check")
+        collapse = (settings.get("kernel_collapse") or [None])[0]
+        why = ("the first fit failed the fit check" if collapse is None
+               else f"the first attempt's kernel {COLLAPSES[collapse]}")
+        notes.append(f"second attempt, from a centred kernel: {why}")
     return f" ({'; '.join(notes)})" if notes else ""
 
 
@@ -368,6 +372,9 @@ class DeblurWidget(Container):
     size, "estimate on", preset, iterations, device, seed, update every, Advanced and the
     "a kernel each" choice steer a blind estimate only: they are disabled meanwhile.
     """
+
+    status_changed = Signal(str)
+    """Emitted (in the main thread) with every status line the widget shows."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
@@ -609,7 +616,7 @@ class DeblurWidget(Container):
         worker.finished.connect(lambda: self._on_suggested(source, state))
         self._suggest_worker = worker
         self._set_running(True, suggesting=True)
-        self._status.value = f"suggesting a kernel size ({plane.location.label})…"
+        self._set_status(f"suggesting a kernel size ({plane.location.label})…")
         worker.start()
         return worker
 
@@ -627,7 +634,7 @@ class DeblurWidget(Container):
             self._suggest_worker.quit()  # stops at the next snapshot, within 10 iterations
             self._run_button.enabled = False
             self._run_button.text = "Cancelling…"
-            self._status.value = "cancelling the kernel size suggestion…"
+            self._set_status("cancelling the kernel size suggestion…")
             return
         if self._worker is None or self._run is None:
             return
@@ -638,7 +645,7 @@ class DeblurWidget(Container):
             self._worker.quit()
         self._run_button.enabled = False
         self._run_button.text = "Cancelling…"
-        self._status.value = "cancelling…"
+        self._set_status("cancelling…")
 
     def overrides(self) -> dict[str, Any]:
         """The keyword overrides a run would pass to ``deblur_iter`` now.
@@ -820,7 +827,7 @@ class DeblurWidget(Container):
             return
         self._set_running(False)
         if state.get("cancelled"):
-            self._status.value = "kernel size suggestion cancelled; the kernel size is unchanged"
+            self._set_status("kernel size suggestion cancelled; the kernel size is unchanged")
             return
         error = state.get("error")
         suggestion = state.get("value")
@@ -836,7 +843,7 @@ class DeblurWidget(Container):
                 f"estimate)")
         if not suggestion.reliable:
             text += "; the blur reached the estimate's edge: it may be larger"
-        self._status.value = text
+        self._set_status(text)
 
     # ------------------------------------------------------------------ running
     def _start(self, layer: napari.layers.Layer, plane: Plane) -> GeneratorWorker:
@@ -868,7 +875,7 @@ class DeblurWidget(Container):
         self._connect(worker, run, self._on_yielded)
         self._worker = worker
         self._set_running(True)
-        self._status.value = f"starting ({plane.location.label})…"
+        self._set_status(f"starting ({plane.location.label})…")
         worker.start()
         return worker
 
@@ -1038,7 +1045,7 @@ class DeblurWidget(Container):
         what = loc.label if scope == SCOPE_PLANE else f"{math.prod(stack_shape)} planes"
         if kernel is not None:
             what += f", known kernel {kernel_layer!r}"
-        self._status.value = f"starting ({what})…"
+        self._set_status(f"starting ({what})…")
         worker.start()
         return worker
 
@@ -1075,7 +1082,7 @@ class DeblurWidget(Container):
                 self._worker.quit()
             return
         if not run.cancelled:
-            self._status.value = (f"iteration {snap.step}/{snap.total}, loss {snap.loss:.4g}"
+            self._set_status(f"iteration {snap.step}/{snap.total}, loss {snap.loss:.4g}"
                                   + _attempt_note(snap))
         self._move_progress_bar(run, snap.step, snap.total)
 
@@ -1105,7 +1112,7 @@ class DeblurWidget(Container):
                 self._worker.quit()
             return
         if not run.cancelled and item.stage != "done":
-            self._status.value = self._restore_status(state, item)
+            self._set_status(self._restore_status(state, item))
         self._move_progress_bar(run, item.step, item.total)
 
     @staticmethod
@@ -1149,7 +1156,7 @@ class DeblurWidget(Container):
             snap = getattr(run.error.__cause__, "snapshot", None) or snap
         failed = f" (failed: {run.error})" if run.error is not None else ""
         if snap is None:
-            self._status.value = f"failed: {run.error}" if failed else "cancelled"
+            self._set_status(f"failed: {run.error}" if failed else "cancelled")
             return
         partial = run.error is not None or not snap.done
         self._show(run, snap, partial=partial, final=True, refresh=snap.step != run.shown_step)
@@ -1157,7 +1164,7 @@ class DeblurWidget(Container):
         finished = {True: ", then deconvolved with that kernel",
                     False: " (its kernel is still too near its start to deconvolve with)",
                     None: ""}[snap.settings.get("finished_early")]
-        self._status.value = (
+        self._set_status(
             f"{'partial' if partial else 'done'}{cancelled}{failed}: "
             f"{snap.step}/{snap.total} iterations in {snap.elapsed:.1f} s{finished}"
             f"{_attempt_note(snap)}"
@@ -1167,7 +1174,7 @@ class DeblurWidget(Container):
         state = run.restore
         failed = f" (failed: {run.error})" if run.error is not None else ""
         if state.progress is None:
-            self._status.value = f"failed: {run.error}" if failed else "cancelled"
+            self._set_status(f"failed: {run.error}" if failed else "cancelled")
             return
         settings = state.result.settings if state.result is not None else {}
         partial = run.error is not None or state.result is None or settings.get("stopped", False)
@@ -1181,7 +1188,7 @@ class DeblurWidget(Container):
         what += {True: " with the kernel it had when cancelled",
                  False: " (its kernel was still too near its start to deconvolve with)",
                  None: ""}[settings.get("finished_early")]
-        self._status.value = (
+        self._set_status(
             f"{'partial' if partial else 'done'}{cancelled}{failed}: {what} in "
             f"{state.progress.elapsed:.1f} s"
         )
@@ -1440,8 +1447,12 @@ class DeblurWidget(Container):
             "error": None if run.error is None else str(run.error),
         }
 
+    def _set_status(self, text: str) -> None:
+        self._status.value = text
+        self.status_changed.emit(text)
+
     def _report(self, exc: BaseException, source: str | None, what: str = "Deblurring") -> None:
         what = f"{what} {source!r}" if source else what
         message = f"{what} failed: {exc}"
-        self._status.value = message
+        self._set_status(message)
         show_error(message)

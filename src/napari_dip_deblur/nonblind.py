@@ -478,7 +478,12 @@ class _XStep:
                 break
             t_direction = problem.blur_outside(direction, self.t_direction, self.scratch)
             product = _times(direction, diagonal, self.product).sub_(t_direction)
-            size = rz / problem.dot(direction, product)
+            curvature = problem.dot(direction, product)
+            # Converged to the last bits: the curvature underflows before rz does (how soon
+            # depends on the CPU's SIMD width), and a step would be 0/0.
+            if not curvature > 0:
+                break
+            size = rz / curvature
             self.spectrum.add_(direction, alpha=size)
             self.leftout.add_(t_direction, alpha=size)
             if step == steps - 1:
