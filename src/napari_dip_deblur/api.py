@@ -82,6 +82,8 @@ class Snapshot:
         (1-based) while a start's trial runs, then ``start_sparsity`` (each start's image
         at the end of its trial scored by
         :func:`~napari_dip_deblur.sharpness.gradient_sparsity`) and ``kept_start``.
+        Where an attempt's kernel collapsed (:func:`kernel_collapse`, checked with the fit
+        check), ``kernel_collapse``: per attempt ended, ``"delta"``, ``"uniform"`` or None.
     """
 
     step: int
@@ -373,6 +375,49 @@ def fit_ratio(mae: float, noise_level: float) -> float:
     return float(mae) / max(float(noise_level), NOISE_LEVEL_FLOOR)
 
 
+#: A kernel with more than this fraction of its mass in one pixel has collapsed to a delta:
+#: it moves at most a tenth of each pixel's value elsewhere, i.e. it blurs (and so
+#: deblurs) next to nothing; the image generator then just reproduces the blurry input.
+DELTA_MASS = 0.9
+#: A kernel whose perplexity (``exp`` of its entropy: the number of pixels it is spread over,
+#: counted as if evenly) is above this fraction of its window has spread to uniform. A flat
+#: box scores 1, a disk inscribed in the window 0.76-0.84 and a centred Gaussian of sigma a
+#: quarter of the window 0.78; the README demo's motion kernels 0.05-0.10.
+UNIFORM_SPREAD = 0.95
+
+
+def kernel_collapse(kernel: Any, start: Any = None) -> str | None:
+    """How a kernel estimate has collapsed: ``"delta"``, ``"uniform"`` or None (it has not).
+
+    ``"delta"``: over :data:`DELTA_MASS` of the mass in one pixel. ``"uniform"``: spread
+    over more than :data:`UNIFORM_SPREAD` of the window (by perplexity) while ``start``,
+    the kernel the run started from, was not; without ``start`` a flat kernel counts. A run
+    from the generator's random start begins flat: a kernel still flat at its end has not
+    spread, it has not formed (the fit check is what judges that).
+    """
+    values = np.asarray(kernel, dtype=np.float64)
+    total = float(values.sum())
+    if not np.isfinite(total) or total <= 0:
+        return None
+    values = values / total
+    if float(values.max()) > DELTA_MASS:
+        return "delta"
+
+    def flat(k: np.ndarray) -> bool:
+        p = k[k > 0]
+        return float(np.exp(-(p * np.log(p)).sum())) > UNIFORM_SPREAD * k.size
+
+    if flat(values) and (start is None or not flat(np.asarray(start, np.float64)
+                                                   / float(np.sum(start)))):
+        return "uniform"
+    return None
+
+
+def _state_collapse(state: EngineState) -> str | None:
+    start = None if state.start_kernel is None else state.start_kernel.numpy()
+    return kernel_collapse(state.kernel.numpy(), start)
+
+
 def start_seed(seed: int, start: int) -> int:
     """The seed of start ``start`` (0-based) of a run seeded ``seed`` (``Settings.starts``).
 
@@ -463,12 +508,18 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
               seed: int, device: torch.device, yield_every: int,
               initial_kernel: torch.Tensor | None) -> Iterator[_Progress]:
     """The engine's states: the race of ``Settings.starts`` starts, then a second attempt
-    from a centred kernel where the fit failed the fit check (``Settings.retry_mae_ratio``)."""
+    from a centred kernel where the fit failed the fit check (``Settings.retry_mae_ratio``)
+    or, with the fit check on, the kernel collapsed (:func:`kernel_collapse`; even from a
+    given initial kernel). The kept attempt is one whose kernel did not collapse, if any,
+    then the better fit."""
     n = settings.iterations
     config = _engine_config(settings)
     checks = "mae" in settings.phases[-1].terms
     noise_level = estimate_noise_level(target[0].numpy()) if checks else float("nan")
-    may_retry = settings.retry_mae_ratio is not None and initial_kernel is None
+    # The end-of-run checks hold for runs of the preset's length (its threshold is set
+    # for them; shorter runs have none).
+    judged = settings.retry_mae_ratio is not None
+    may_retry = judged and initial_kernel is None
     first, steps, seconds, race = yield from _raced(
         target, kernel_shape, settings, config, seed=seed, device=device,
         yield_every=yield_every, initial_kernel=initial_kernel)
@@ -477,16 +528,19 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
         return
     ratio = fit_ratio(first.terms["mae"], noise_level)
     fit: dict[str, Any] = {**race, "noise_level": noise_level, "fit_ratio": ratio}
-    if not may_retry or ratio <= settings.retry_mae_ratio:
+    collapse = _state_collapse(first) if judged else None
+    collapsed = {} if collapse is None else {"kernel_collapse": [collapse]}
+    if collapse is None and (not may_retry or ratio <= settings.retry_mae_ratio):
         yield _Progress(first, steps, steps, seconds, True, 1, fit)
         return
 
-    # The first fit failed the check: show it, then start again from a centred kernel.
+    # The first fit failed the check or its kernel collapsed: show it, then start again
+    # from a centred kernel.
     total = steps + n
-    yield _Progress(first, steps, total, seconds, False, 1, fit)
+    yield _Progress(first, steps, total, seconds, False, 1, {**fit, **collapsed})
     retry = dataclasses.replace(config, kernel_start_sigma=settings.retry_kernel_start_sigma)
     second: EngineState | None = None
-    during = {**race, "noise_level": noise_level, "attempt_fit_ratios": [ratio]}
+    during = {**race, "noise_level": noise_level, "attempt_fit_ratios": [ratio], **collapsed}
     kept_seed = race["start_seeds"][race["kept_start"] - 1] if race else seed
     states = optimise(target, kernel_shape, retry, seed=kept_seed, device=device,
                       yield_every=yield_every)
@@ -502,9 +556,13 @@ def _attempts(target: torch.Tensor, kernel_shape: tuple[int, int], settings: Set
     finally:
         states.close()
     ratios = [ratio] + ([] if second is None else [fit_ratio(second.terms["mae"], noise_level)])
-    kept = 2 if len(ratios) == 2 and ratios[1] < ratios[0] else 1
+    collapses = [collapse] + ([] if second is None else [_state_collapse(second)])
+    # A kernel that did not collapse first, then the better fit (the first on a tie).
+    kept = 1 + min(range(len(ratios)), key=lambda i: (collapses[i] is not None, ratios[i]))
     fit = {**fit, "fit_ratio": ratios[kept - 1], "attempt_fit_ratios": ratios,
            "kept_attempt": kept}
+    if any(c is not None for c in collapses):
+        fit["kernel_collapse"] = collapses
     elapsed = seconds + (second.elapsed if second is not None else 0.0)
     yield _Progress(second if kept == 2 else first, total, total, elapsed, True, kept, fit)
 

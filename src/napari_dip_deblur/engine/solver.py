@@ -76,6 +76,9 @@ class EngineState:
         The image generator's precision ('float32' or 'bfloat16').
     memory_format : str
         The image generator's activation layout ('contiguous' or 'channels_last').
+    start_kernel : (kh, kw) float32 CPU tensor or None
+        The kernel the generator started from (before the first step): the caller can tell
+        a kernel that spread out during the run from one that never left a flat start.
     """
 
     step: int
@@ -88,6 +91,7 @@ class EngineState:
     blur_method: str
     precision: str
     memory_format: str = "contiguous"
+    start_kernel: torch.Tensor | None = None
 
 
 class DivergedError(RuntimeError):
@@ -187,6 +191,8 @@ def optimise(
         # ~10x slower on the CPU (19 ms against 2 ms at 267 x 267).
         image_net.to(memory_format=torch.channels_last)
     z_kernel = _seeded_uniform((config.kernel_input,), config.input_noise_scale, rng, device)
+    with torch.no_grad():  # no randomness: the run is the same with or without it
+        start_kernel = kernel_net(z_kernel).float().cpu()
     perturbation_rng = torch.Generator(device=device).manual_seed(seed + 1)
     perturbation = torch.empty_like(z_image)
     y = target.to(device=device, dtype=torch.float32).unsqueeze(0)
@@ -254,6 +260,7 @@ def optimise(
                     blur_method=blur_method,
                     precision=precision,
                     memory_format=memory_format,
+                    start_kernel=start_kernel,
                 )
 
 
