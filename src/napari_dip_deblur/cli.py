@@ -8,6 +8,7 @@
     dip-deblur INPUT -k auto [--suggest-size MAX] -o OUTPUT
     dip-deblur INPUT --kernel FILE -o OUTPUT [--noise-aware [WEIGHT]] [--colour ...]
     dip-deblur demo [--out DIR]
+    dip-deblur batch INPUTS... -k SIZE -o OUTDIR [...]   (many files on Dask: cli_batch)
 
 A 2-D grey image without ``--region`` is deblurred blindly as a whole (``deblur_iter``).
 Colour images, TIFF stacks and ``--region`` runs estimate the kernel on one 2-D image (the
@@ -663,6 +664,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "demo":
             return _demo(argv[1:])
+        if argv and argv[0] == "batch":
+            from .cli_batch import batch_main
+
+            return batch_main(argv[1:])
         return _deblur_files(argv)
     except (KeyboardInterrupt, _Interrupted):  # where no result is kept: the demo, a suggestion
         print("dip-deblur: interrupted; nothing written", file=sys.stderr)
