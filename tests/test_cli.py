@@ -134,7 +134,7 @@ def test_region_estimates_on_a_crop_and_restores_the_whole_image(tmp_path, capsy
     assert iio.imread(out).shape == (64, 64)
     assert "32x40 at (y=8, x=16)" in capsys.readouterr().out
     assert main([str(path), "-k", "5", "-o", str(out), "--iterations", "2", "--region", "auto",
-                 "--region-size", "32"]) == 0
+                 "--region-size", "32", "--overwrite"]) == 0
     assert "kernel estimated on 32x32 at" in capsys.readouterr().out
 
 

@@ -1,7 +1,7 @@
 """The ``dip-deblur`` command line: deblur image files, or run the bundled demo.
 
     dip-deblur INPUT -k SIZE -o OUTPUT [--preset NAME] [--iterations N] [--seed S]
-               [--device DEV] [--kernel-out FILE]
+               [--device DEV] [--kernel-out FILE] [--overwrite]
                [--mode shared|per-plane] [--reference N] [--region auto|Y0,X0,H,W]
                [--region-size N] [--noise-aware [WEIGHT]] [--colour auto|rgb|grey]
     dip-deblur INPUT --suggest-size [MAX]          (print a kernel size and exit)
@@ -22,6 +22,12 @@ input deconvolved with the kernel found so far (``fast``), or the last iterate. 
 images, stacks and regions: the plane in hand is finished (with the kernel found so far, if
 it was still being estimated) and the planes not restored keep the input; a second Ctrl-C
 stops at once and writes nothing.
+
+Files: an input that cannot be read (missing, a folder, empty, not the format its suffix
+says, truncated) and an output that cannot be written (an existing file without
+``--overwrite``, a folder that cannot be written in) are refused before the run, with a
+one-line message and exit status 2. A missing output folder is created. Every file is
+written whole or not at all (:func:`napari_dip_deblur._io.atomic_write`).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ __all__ = ["main"]
 DEMO_SETTINGS = {"preset": "fast", "iterations": 600, "channels": 32, "levels": 4,
                  "starts": 1}
 DEMO_SIZE, DEMO_KERNEL = 128, 15
+DEMO_FILES = ("blurry.png", "restored.png", "sharp.png", "kernel_estimated.png",
+              "kernel_true.png")
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
@@ -195,6 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kernel-out", type=Path, default=None,
                         help="also save the estimated kernel (.npy, .tif, or .png scaled "
                              "to its maximum; per-plane kernels: .npy or .tif)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace -o and --kernel-out files that already exist (without "
+                             "it they are refused before the run); missing folders are "
+                             "created either way")
     real = parser.add_argument_group("colour images, stacks and large images")
     real.add_argument("--colour", default="auto", choices=["auto", "rgb", "grey"],
                       help="'auto' (default): a last axis of 3 or 4 (2 in PNG/JPEG: grey + "
@@ -297,7 +309,7 @@ def _deblur_files(argv: Sequence[str]) -> int:
                       file=sys.stderr)
                 return INTERRUPTED
             summary = _describe(result, layout)
-    except (ValueError, FileNotFoundError) as error:  # incl. InsufficientMemoryError
+    except (ValueError, OSError) as error:  # incl. InsufficientMemoryError, ImageFileError
         print(f"dip-deblur: error: {error}", file=sys.stderr)
         return 2
     if not args.quiet:
@@ -392,8 +404,13 @@ def _layout(image: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_outputs(layout: dict[str, Any], args: argparse.Namespace) -> None:
-    """Refuse, before any work, outputs that cannot hold the result."""
+    """Refuse, before any work, outputs that cannot hold the result or cannot be written."""
+    from ._io import IMAGE_SUFFIXES, check_writable
+
     stack = layout["stack_shape"]
+    if args.output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"-o/--output must end in .png, .jpg or .tif/.tiff, got "
+                         f"{args.output.name!r}")
     if stack and args.output.suffix.lower() not in _TIFF:
         raise ValueError(f"-o/--output: a stack of {math.prod(stack)} planes needs a .tif or "
                          f".tiff output, got {args.output.name!r}")
@@ -419,6 +436,11 @@ def _check_outputs(layout: dict[str, Any], args: argparse.Namespace) -> None:
             as_region(args.region, layout["plane_shape"])
         except ValueError as error:
             raise ValueError(f"--region: {error}") from None
+    if args.kernel_out is not None and args.kernel_out.resolve() == args.output.resolve():
+        raise ValueError(f"--kernel-out: {args.kernel_out} is also the -o/--output file")
+    check_writable(args.output, overwrite=args.overwrite, option="-o/--output")
+    if args.kernel_out is not None:
+        check_writable(args.kernel_out, overwrite=args.overwrite, option="--kernel-out")
 
 
 def _estimation_plane(image: np.ndarray, layout: dict[str, Any],
@@ -592,26 +614,34 @@ def _describe(result: Any, layout: dict[str, Any]) -> str:
 
 
 def _write_stack(path: Path, stack: np.ndarray) -> None:
-    """A grey stack as float32 TIFF pages (never read back as RGB)."""
+    """A grey stack as float32 TIFF pages (never read back as RGB), written atomically."""
     import tifffile
 
+    from ._io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, np.asarray(stack, dtype=np.float32), photometric="minisblack")
+    with atomic_write(path) as partial:
+        tifffile.imwrite(partial, np.asarray(stack, dtype=np.float32), photometric="minisblack")
 
 
 def _write_kernel(path: Path, kernel: np.ndarray) -> None:
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        np.save(path, kernel)
-    elif suffix in (".tif", ".tiff"):
-        _write_stack(path, kernel)
-    elif suffix == ".png":
-        import imageio.v3 as iio
+    """A kernel (or per-plane kernels) as .npy, float32 .tif or max-scaled .png, atomically."""
+    from ._io import atomic_write
 
-        iio.imwrite(path, np.rint(kernel / kernel.max() * 255).astype(np.uint8))
-    else:
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        _write_stack(path, kernel)
+        return
+    if suffix not in (".npy", ".png"):
         raise ValueError(f"--kernel-out must end in .npy, .tif or .png, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as partial:
+        if suffix == ".npy":
+            np.save(partial, kernel)
+        else:
+            import imageio.v3 as iio
+
+            iio.imwrite(partial, np.rint(kernel / kernel.max() * 255).astype(np.uint8))
 
 
 def _demo(argv: Sequence[str]) -> int:
@@ -621,16 +651,25 @@ def _demo(argv: Sequence[str]) -> int:
                     "motion kernel) and report the gain.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo-output"),
-                        help="folder for the images (default: ./demo-output)")
+                        help="folder for the images (default: ./demo-output; created if "
+                             "missing; the demo's five files in it are replaced)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--iterations", type=int, default=DEMO_SETTINGS["iterations"])
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
 
-    from ._io import write_image
+    from ._io import check_writable, write_image
     from .metrics import kernel_error, levin_score
     from .samples import blurred_photo
 
+    try:  # before the run: a folder that cannot be written is found now
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out: {args.out} is a file, not a folder")
+        for name in DEMO_FILES:
+            check_writable(args.out / name, overwrite=True, option="--out")
+    except ValueError as error:
+        print(f"dip-deblur demo: error: {error}", file=sys.stderr)
+        return 2
     sample = blurred_photo(DEMO_SIZE, DEMO_KERNEL)
     print(f"Demo: {sample.name} {DEMO_SIZE}x{DEMO_SIZE}, blurred by a {DEMO_KERNEL}x{DEMO_KERNEL} "
           f"motion kernel; estimating image and kernel ({args.iterations} iterations)...")
@@ -643,12 +682,15 @@ def _demo(argv: Sequence[str]) -> int:
     before = levin_score(sample.blurry * 255, sample.sharp * 255)
     after = levin_score(np.clip(final.image, 0, 1) * 255, sample.sharp * 255)
     kernel = kernel_error(final.kernel, sample.kernel)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_image(args.out / "blurry.png", sample.blurry, sample.sharp)
-    write_image(args.out / "restored.png", final.image, sample.sharp)
-    write_image(args.out / "sharp.png", sample.sharp, sample.sharp)
-    _write_kernel(args.out / "kernel_estimated.png", final.kernel)
-    _write_kernel(args.out / "kernel_true.png", sample.kernel)
+    try:
+        write_image(args.out / "blurry.png", sample.blurry, sample.sharp)
+        write_image(args.out / "restored.png", final.image, sample.sharp)
+        write_image(args.out / "sharp.png", sample.sharp, sample.sharp)
+        _write_kernel(args.out / "kernel_estimated.png", final.kernel)
+        _write_kernel(args.out / "kernel_true.png", sample.kernel)
+    except OSError as error:  # e.g. the disk filled up during the run
+        print(f"dip-deblur demo: error: cannot write in {args.out}: {error}", file=sys.stderr)
+        return 2
     print(f"PSNR  blurry {before.psnr:6.2f} dB  ->  restored {after.psnr:6.2f} dB "
           f"({after.psnr - before.psnr:+.2f} dB)")
     print(f"SSIM  blurry {before.ssim:6.3f}     ->  restored {after.ssim:6.3f}")
