@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy import signal
 
 from napari_dip_deblur import (
@@ -95,8 +96,13 @@ def test_same_seed_same_result_and_different_seed_different_result(small_blurry)
     a = deblur(small_blurry, 5, iterations=5, seed=3, **TINY)
     b = deblur(small_blurry, 5, iterations=5, seed=3, **TINY)
     c = deblur(small_blurry, 5, iterations=5, seed=4, **TINY)
+    # Bit for bit in one process (same torch build, threads and instruction set: what the
+    # settings record, since another machine's last bits differ and the optimisation grows
+    # them; docs/reliability.md).
     assert np.array_equal(a.image, b.image) and np.array_equal(a.kernel, b.kernel)
     assert not np.array_equal(a.image, c.image)
+    assert a.settings["torch_threads"] == torch.get_num_threads() >= 1
+    assert a.settings["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_deblur_iter_yields_every_n_and_a_final_snapshot(small_blurry):

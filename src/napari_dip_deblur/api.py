@@ -333,6 +333,10 @@ def deblur_iter(
         "seed": int(seed),
         "device": describe_device(torch_device),
         "torch_version": torch.__version__,
+        # What a seed's result depends on besides the seed: on the CPU the same seed gives
+        # the same bits only with the same torch build, thread count and instruction set.
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "intensity_offset": offset,
         "intensity_scale": scale,
         "initial_kernel": start_kernel is not None,
