@@ -7,10 +7,12 @@ clipping the tiny negative ripples of the inverse FFT, non-negative and normalis
 
 - ``"gaussian"``: ``width`` is the standard deviation sigma. In focus, a Gaussian
   approximates the Airy core (sigma ~ 0.21 lambda / NA).
-- ``"defocus"``: a uniform disc of radius ``width`` (geometric-optics defocus) blurred by a
-  Gaussian core of sigma ``core``.
 - ``"airy"``: the in-focus diffraction pattern of a circular pupil; ``width`` is the radius
   of its first dark ring (0.61 lambda / NA), so its OTF cuts off at 1.22 / width cycles/px.
+- ``"defocus"``: the same pupil with a quadratic (defocus) phase of ``defocus`` waves at its
+  edge (scalar Fourier optics; Born & Wolf): the core spreads towards a disc of radius about
+  ``4 * defocus * width / 1.22`` px with rings. Its OTF, the autocorrelation of the pupil, is
+  computed numerically once per defocus value and scaled with ``width``.
 
 All frequencies are handled as an N-d radial coordinate with a spacing per axis
 (:func:`radial_frequency`), so a 3-D PSF (a z axis with its own spacing and profile) is an
@@ -19,11 +21,11 @@ extension of :func:`otf`, not a rewrite. numpy / scipy only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 __all__ = [
     "FAMILIES",
@@ -37,9 +39,8 @@ __all__ = [
 FAMILIES = ("gaussian", "defocus", "airy")
 """The parametric families, by name."""
 
-DEFAULT_CORE = 0.5
-"""Gaussian core sigma (px) of the ``"defocus"`` family: softens the disc's edge, as
-diffraction and pixel integration do."""
+_PUPIL_GRID = 256
+_PUPIL_RADIUS = 40  # pupil radius in grid bins: the OTF's cutoff (80 bins) stays inside
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,24 @@ class PSFModel:
     family : str
         One of :data:`FAMILIES`.
     width : float
-        The family's width parameter in pixels (sigma, disc radius or first-ring radius).
-    core : float
-        Gaussian core sigma in pixels (``"defocus"`` only; ignored otherwise).
+        The family's width parameter in pixels (sigma, or the in-focus first-ring radius).
+    defocus : float
+        Pupil-edge defocus phase in waves (``"defocus"`` only; 0 otherwise).
     """
 
     family: str
     width: float
-    core: float = DEFAULT_CORE
+    defocus: float = 0.0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if not (np.isfinite(self.width) and self.width > 0):
             raise ValueError(f"width must be a positive number of pixels, got {self.width!r}")
-        if not (np.isfinite(self.core) and self.core >= 0):
-            raise ValueError(f"core must be >= 0 pixels, got {self.core!r}")
+        if not (np.isfinite(self.defocus) and self.defocus >= 0):
+            raise ValueError(f"defocus must be >= 0 waves, got {self.defocus!r}")
+        if self.family != "defocus" and self.defocus != 0:
+            raise ValueError(f"defocus applies to the 'defocus' family only, not {self.family!r}")
 
     def otf(self, frequency: np.ndarray) -> np.ndarray:
         """The OTF at radial frequencies ``frequency`` (cycles per pixel), without the pixel
@@ -80,7 +83,7 @@ class PSFModel:
     def support(self) -> int:
         """An odd side (px) that holds all but a negligible tail of the PSF."""
         reach = {"gaussian": 3.5 * self.width,
-                 "defocus": self.width + 3.5 * self.core,
+                 "defocus": (4.0 * self.defocus / 1.22 + 2.5) * self.width,
                  "airy": 2.5 * self.width}[self.family]
         return 2 * int(np.ceil(reach)) + 1
 
@@ -120,13 +123,27 @@ def otf(model: PSFModel, frequency: np.ndarray) -> np.ndarray:
     if model.family == "gaussian":
         return np.exp(-2.0 * (np.pi * model.width * k) ** 2)
     if model.family == "defocus":
-        x = 2.0 * np.pi * model.width * k
-        safe = np.where(x > 1e-8, x, 1.0)
-        disc = np.where(x > 1e-8, 2.0 * special.j1(safe) / safe, 1.0)
-        return disc * np.exp(-2.0 * (np.pi * model.core * k) ** 2)
+        coherent_cutoff = 0.61 / model.width  # NA / lambda, cycles per pixel
+        q, profile = _defocus_profile(round(float(model.defocus), 4))
+        return np.interp(k / coherent_cutoff, q, profile, right=0.0)
     # airy: the autocorrelation of a circular pupil (the "chinese hat")
     q = np.clip(k * model.width / 1.22, 0.0, 1.0)  # incoherent cutoff 2 NA / lambda
     return (2.0 / np.pi) * (np.arccos(q) - q * np.sqrt(1.0 - q**2))
+
+
+@functools.lru_cache(maxsize=256)
+def _defocus_profile(waves: float) -> tuple[np.ndarray, np.ndarray]:
+    """The radial OTF of a circular pupil with ``waves`` of defocus at its edge, against the
+    frequency in units of the coherent cutoff (0 to 2): the autocorrelation of the pupil,
+    computed as the Fourier transform of the intensity PSF on a fine grid."""
+    f = np.fft.fftfreq(_PUPIL_GRID) * _PUPIL_GRID / _PUPIL_RADIUS
+    rho = np.hypot(f[:, None], f[None, :])
+    pupil = np.where(rho <= 1.0, np.exp(2j * np.pi * waves * rho**2), 0.0)
+    intensity = np.abs(np.fft.ifft2(pupil)) ** 2
+    transfer = np.real(np.fft.fft2(intensity))
+    profile = transfer[0, : 2 * _PUPIL_RADIUS + 2] / transfer[0, 0]
+    q = np.arange(len(profile)) / _PUPIL_RADIUS
+    return q, profile
 
 
 def _pixel_integration(shape: Sequence[int], real: bool = False) -> np.ndarray:
