@@ -137,6 +137,33 @@ def test_a_dask_stack_is_read_plane_by_plane_never_whole(ready, tmp_path, monkey
     assert computed == [0, 1, 2, 3]  # each plane's chunk once, nothing else
 
 
+class _PlanesOnly:
+    """An array-like (as a zarr array is) that serves one plane at a time and refuses to be
+    read whole."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.requests: list[tuple] = []
+
+    def __getitem__(self, index):
+        self.requests.append(index)
+        plane = self.data[index]
+        if plane.ndim != 2:
+            raise AssertionError(f"more than one plane asked for: {index}")
+        return plane.copy()
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("read whole")
+
+
+def test_an_array_like_is_read_one_plane_at_a_time(ready):
+    lazy = _PlanesOnly(_stack(3))
+    items = list(deblur_batch(lazy, 5, client=ready, iterations=5, window=1, **TINY))
+    assert sorted(item.index for item in items) == [0, 1, 2]
+    assert all(item.status == "done" for item in items)
+    assert sorted(lazy.requests) == [(0,), (1,), (2,)]
+
+
 def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         deblur_batch(_stack(2), 5, mode="each")
@@ -150,6 +177,10 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
         deblur_batch(42, 5)
     with pytest.raises(ValueError, match="skip"):
         deblur_batch(_stack(2), 5, skip=[2])
+    with pytest.raises(ValueError, match="chanels"):  # a typo in an option: not per task
+        deblur_batch(_stack(2), 5, chanels=8)
+    with pytest.raises(ValueError, match="odd sides"):
+        deblur_batch(_stack(2), kernel=np.ones((4, 4)), mode="shared")
     assert batch_items(np.zeros((2, 3, 32, 32))) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1),
                                                      (1, 2)]
     assert default_layout(cores=16) == (16, 1)
@@ -195,8 +226,8 @@ def test_cli_interrupted_by_ctrl_c_keeps_its_outputs_and_resumes_with_what_is_le
                "--iterations", "60", "--starts", "1", "-q"]
     run = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not list(out.glob("t*.kernel.npy")) and time.monotonic() < deadline:
-        time.sleep(0.05)  # wait for the first output
+    while not list(out.glob("t*.tif")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait for the first output (written last, after its kernel)
     run.send_signal(signal.SIGINT)
     _, errors = run.communicate(timeout=60)
     assert run.returncode == 130, errors

@@ -456,9 +456,33 @@ def _spec(kernel_size: Any, kernel: Any, mode: str, colour: str, channel_axis: i
     if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(
             torch_threads, (int, np.integer)) or torch_threads < 1):
         raise ValueError(f"threads_per_worker must be an integer >= 1, got {torch_threads!r}")
-    return _Spec(kernel_size=kernel_size, kernel=kernel, mode=mode, colour=colour,
+    spec = _Spec(kernel_size=kernel_size, kernel=kernel, mode=mode, colour=colour,
                  channel_axis=channel_axis, restore_options=options,
                  torch_threads=None if torch_threads is None else int(torch_threads))
+    _check_options(spec)
+    return spec
+
+
+def _check_options(spec: _Spec) -> None:
+    """Refuse bad run options here, before anything runs, rather than in every task: set up
+    (not run) ``restore_iter`` on a random grey image of a size that fits the kernel, on
+    the CPU (a worker's GPU is not needed to check), without the memory check."""
+    from .restore import restore_iter
+
+    sides = (spec.kernel.shape if spec.kernel is not None and spec.kernel.ndim == 2
+             else np.atleast_1d(np.asarray(spec.kernel_size if spec.kernel_size is not None
+                                           else 1)))
+    try:
+        side = max(64, 2 * int(max(sides)) + 1)
+    except (TypeError, ValueError):
+        side = 64  # a malformed kernel_size: restore_iter says what is wrong with it
+    probe = np.random.default_rng(0).random((side, side)).astype(np.float32)
+    options = {**spec.restore_options, "device": "cpu", "memory_check": False}
+    if spec.kernel is not None:
+        run = restore_iter(probe, kernel=spec.kernel, **_known_kernel_options(options))
+    else:
+        run = restore_iter(probe, spec.kernel_size, mode=spec.mode, **options)
+    run.close()
 
 
 def estimate_shared_kernel(inputs: Any, kernel_size: int | tuple[int, int], *,

@@ -233,28 +233,31 @@ def _run(args: argparse.Namespace, inputs: list[Path], done: set[int],
                                      mode="per_plane", colour=args.colour, skip=done,
                                      client=client, retries=args.retries,
                                      **_run_options(args))
-            with tqdm(total=len(inputs) - len(done), unit="image", disable=args.quiet,
-                      dynamic_ncols=True) as bar:
-                for item in items:
-                    row = rows[item.index]
-                    row.update(seconds=f"{item.seconds:.2f}")
-                    if item.status == "done":
-                        path = inputs[item.index]
-                        # the kernel first: an output image under its name means both exist
-                        write_kernel(kernel_path(path, args.output_dir), item.kernel)
-                        write_result(Path(row["output"]), item.image, item.value_range,
-                                     item.colour)
-                        row.update(status="done", kernel_size="x".join(
-                            str(s) for s in item.kernel.shape[-2:]), error="")
-                    else:
-                        failed += 1
-                        row.update(status="failed", error=item.error)
-                    write_summary(summary, rows)
-                    bar.update(1)
-                    bar.set_postfix(failed=failed)
+            try:
+                with tqdm(total=len(inputs) - len(done), unit="image", disable=args.quiet,
+                          dynamic_ncols=True) as bar:
+                    for item in items:
+                        row = rows[item.index]
+                        row.update(seconds=f"{item.seconds:.2f}")
+                        if item.status == "done":
+                            path = inputs[item.index]
+                            # the kernel first: an output image under its name means both exist
+                            write_kernel(kernel_path(path, args.output_dir), item.kernel)
+                            write_result(Path(row["output"]), item.image, item.value_range,
+                                         item.colour)
+                            row.update(status="done", kernel_size="x".join(
+                                str(s) for s in item.kernel.shape[-2:]), error="")
+                        else:
+                            failed += 1
+                            row.update(status="failed", error=item.error)
+                        write_summary(summary, rows)
+                        bar.update(1)
+                        bar.set_postfix(failed=failed)
+            finally:
+                if items is not None:
+                    items.close()  # cancels the tasks not finished, before the client goes
     except KeyboardInterrupt:
-        if items is not None:
-            items.close()  # cancels the tasks not finished
+        _reconcile(rows, inputs, args.output_dir)
         write_summary(summary, rows)
         written = sum(row["status"] == "done" for row in rows)
         print(f"dip-deblur batch: interrupted; {written} new outputs written in "
@@ -272,3 +275,16 @@ def _run(args: argparse.Namespace, inputs: list[Path], done: set[int],
               f"{f', {len(done)} done earlier' if done else ''}"
               f"{f'; {failed} failed (see summary.csv)' if failed else ''}")
     return 1 if failed else 0
+
+
+def _reconcile(rows: list[dict[str, Any]], inputs: list[Path], out_dir: Path) -> None:
+    """After Ctrl-C, which may fall between writing an output and recording it: an item
+    whose output and kernel are on disk is done, whatever its row says."""
+    from .batch_io import kernel_path, output_path
+
+    for row, path in zip(rows, inputs, strict=True):
+        kernel = kernel_path(path, out_dir)
+        if row["status"] == "pending" and output_path(path, out_dir).is_file() \
+                and kernel.is_file():
+            shape = np.load(kernel, mmap_mode="r").shape
+            row.update(status="done", kernel_size=f"{shape[-2]}x{shape[-1]}")
