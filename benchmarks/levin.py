@@ -26,7 +26,10 @@ Kernels 4 and 5 of image 1, three seeds, a convergence record every 100 iteratio
     python benchmarks/levin.py --preset staged --kernels 4 5 --imgs 1 --seeds 0 1 2 \\
         --record-every 100
 
-Then ``python benchmarks/levin_report.py benchmarks/results/<tag> ...`` writes the report.
+With ``--scores FILE`` each run also adds its compact line (scores and provenance, no
+arrays; ``benchmarks/levin_scores.py``) to a JSON lines file: the record that is committed
+(``docs/benchmarks/levin-scores/``) and from which ``benchmarks/levin_report.py`` writes the
+report. The result folder itself (images, kernels, loss histories) is not committed.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from typing import Any
 import numpy as np
 from skimage import io
 
+from levin_scores import add_line, compact
 from napari_dip_deblur.levin import IMAGES, KERNELS, LevinCase, load_levin
 from napari_dip_deblur.metrics import kernel_error, levin_score
 
@@ -84,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tag", default=None, help="name of the run (default: the preset)")
     parser.add_argument("--out", type=Path, default=None,
                         help="result folder (default: benchmarks/results/<tag>)")
+    parser.add_argument("--scores", type=Path, default=None, metavar="FILE",
+                        help="also add each run's compact line (scores, provenance) to this "
+                             "JSON lines file, e.g. docs/benchmarks/levin-scores/NAME.jsonl")
     parser.add_argument("--record-every", type=int, default=0, metavar="N",
                         help="score a snapshot every N iterations (convergence record); 0: off")
     parser.add_argument("--save-float", action="store_true",
@@ -92,8 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Levin data folder (default: $DIP_DEBLUR_LEVIN or ../shared/...)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch threads (torch.set_num_threads); default: torch's own, the "
-                             "physical cores. Results depend on it (docs/benchmarks/"
-                             "levin-notes.md)")
+                             "physical cores. Results depend on it (docs/decisions.md)")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -339,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         result["record"].update(info)
         result["record"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_outputs(args.out, stem, result, save_float=args.save_float)
+        if args.scores is not None:
+            add_line(args.scores, compact(result["record"]))
         r = result["record"]
         print(f"[{number}/{len(runs)}] {stem}: PSNR {r['psnr']:.3f} SSIM {r['ssim']:.4f} "
               f"kernel NCC {r['kernel_ncc']:.3f}  {r['wall_time']:.1f} s on {r['device']}",
