@@ -60,8 +60,8 @@ def compose(reference: dict[str, dict], other: dict[str, dict], sizes: str, name
 
 def write_composed(chosen: dict[str, dict], out: Path, rule: str) -> None:
     """Copy each chosen run's files (record, images, kernels) into ``out``, a result folder
-    ``levin_report.py`` reads like any other, with ``COMPOSED.md`` saying where each came
-    from."""
+    like any other (``levin_scores.py`` extracts its score lines), with ``COMPOSED.md``
+    saying where each came from."""
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Composed run: {rule}", "",
              f"Written by `python benchmarks/compare_runs.py {' '.join(sys.argv[1:])}`. "

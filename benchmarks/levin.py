@@ -282,7 +282,7 @@ def write_outputs(out: Path, stem: str, result: dict[str, Any], *, save_float: b
     io.imsave(out / f"{stem}_kernel.png", to_uint8(255 * kernel / peak), check_contrast=False)
     if result.get("generator_kernel") is not None:
         # the estimate before the final deconvolution centred and cropped it: that step
-        # can be redone from it exactly, with other options (benchmarks/final_step.py)
+        # can be redone from it exactly, with other options
         np.save(out / f"{stem}_generator_kernel.npy",
                 np.asarray(result["generator_kernel"], dtype=np.float32))
     if save_float:

@@ -322,7 +322,7 @@ def test_final_deconvolution_with_an_off_centre_oversized_estimate_stays_aligned
                                                                error(sample.blurry))
     assert error(result.image) < 0.5 * error(result.image, (6, -5))
     # The generator's own estimate is kept as it was, off centre, and the final step can be
-    # redone from it exactly (benchmarks/final_step.py relies on that).
+    # redone from it exactly with other options.
     raw = result.generator_kernel
     assert np.unravel_index(raw.argmax(), raw.shape) == np.unravel_index(start.argmax(),
                                                                          start.shape)

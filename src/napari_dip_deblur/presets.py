@@ -251,13 +251,13 @@ FAST_KERNEL_ENERGY = 0.01
 """Weight of ``fast``'s kernel energy prior (sum of the kernel's squared values) from its
 second phase on: it pulls the kernel away from a few bright pixels towards the blur's
 whole path. 0.03 gained more on the Levin set, whose kernels are spread out, but ruined a
-compact one (docs/benchmarks/levin-notes.md)."""
+compact one (docs/decisions.md)."""
 
 FAST_FINAL_WEIGHT = 1.25e-4
 """Weight of ``fast``'s final hyper-Laplacian deconvolution. Chosen from 1e-4 (the weight
 tuned with the true kernels, ``nonblind.DEFAULT_WEIGHTS``), 1.25e-4, 1.5e-4 and 2e-4 on
 the kernels of two seeds' Levin runs and checked on a third: +0.02 and +0.04 dB, better
-on 38 of 64 and 24 of 32 (docs/benchmarks/levin-notes.md)."""
+on 38 of 64 and 24 of 32 (docs/decisions.md)."""
 
 _REN = "Ren et al., CVPR 2020, and the released selfdeblur_levin.py"
 _LEE = "Lee & Choi, 'maximise DIP blind deblurring' (three-interval losses)"
@@ -307,7 +307,7 @@ PRESETS: dict[str, Settings] = {
                     "centred kernel where the fit fails, then a non-blind deconvolution of "
                     "the whole image with the kernel found.",
         source="this project (docs/presets.md, docs/benchmarks/speed.md)",
-        # The staged method's kernel energy prior (docs/benchmarks/levin-notes.md).
+        # The staged method's kernel energy prior (docs/decisions.md).
         phases=(Phase(0.0, {"mae": 1.0}),
                 Phase(0.2, {"mae": 1.0, "ssim": 1.0, "kernel_energy": FAST_KERNEL_ENERGY})),
         iterations=440,
@@ -324,7 +324,7 @@ PRESETS: dict[str, Settings] = {
         small_kernel_iterations=600,
         final_deconvolution="hyper_laplacian",
         # Above the 1e-4 tuned with the true kernels: an estimate's errors call for a little
-        # more prior (+0.03 dB on 96 Levin runs; docs/benchmarks/levin-notes.md).
+        # more prior (+0.03 dB on 96 Levin runs; docs/decisions.md).
         final_deconvolution_weight=FAST_FINAL_WEIGHT,
     ),
 }

@@ -847,7 +847,7 @@ def _prepare_kernel(job: _Job, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """The kernel to deconvolve with (centred: it may outgrow the estimate) and the one to
     report (the same, cropped to kernel_size). Cropping before deconvolving would cut the
     far tails of an off-centre estimate: -0.3 dB on the Levin set
-    (benchmarks/results/experiments/kernel_cleaning.json)."""
+    (docs/benchmarks/real-inputs.md)."""
     plane = job.data.shape[len(job.stack_shape):len(job.stack_shape) + 2]
     applied = deconvolution_kernel(raw, clean=job.clean, max_shape=plane)
     return applied, fit_kernel(applied, job.kernel_shape)
