@@ -25,6 +25,7 @@ __all__ = [
     "available_devices",
     "deblur",
     "deblur_iter",
+    "deconvolve_microscopy",
     "finish_early",
 ]
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         deblur_iter,
         finish_early,
     )
+    from .microscopy import deconvolve_microscopy
     from .presets import PRESETS, Settings
 
 _LAZY = {
@@ -48,6 +50,7 @@ _LAZY = {
     "Snapshot": "api",
     "DeblurDivergedError": "api",
     "available_devices": "api",
+    "deconvolve_microscopy": "microscopy",
     "PRESETS": "presets",
     "Settings": "presets",
 }

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .samples import BlurredSample, blurred_fluorescence, blurred_photo
 
-__all__ = ["make_blurred_fluorescence", "make_blurred_photo"]
+__all__ = ["make_blurred_fluorescence", "make_blurred_photo", "make_widefield_fluorescence"]
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
@@ -38,6 +40,32 @@ def make_blurred_fluorescence() -> list[LayerDataTuple]:
         ``"fluorescence kernel (truth)"`` (the PSF).
     """
     return _layers(blurred_fluorescence(), colormap="green")
+
+
+def make_widefield_fluorescence() -> list[LayerDataTuple]:
+    """A 256 x 256 widefield image of cells as a camera records it, with the truth.
+
+    uint16 counts: about 400 photons at the peak, Poisson noise, a camera offset of 100
+    counts and read noise, a slightly defocused pupil PSF (0.6 waves), pixels of scale 0.1. Made by
+    :func:`napari_dip_deblur.devsets.fluorescence.make_case` (a seed outside the dev set's).
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        ``"widefield"`` (counts, uint16), ``"widefield sharp (truth)"`` (expected counts) and
+        ``"widefield PSF (truth)"``.
+    """
+    from .devsets.fluorescence import make_case
+
+    case = make_case("cells", "defocus-0.6", 400, seed=2026, size=256)
+    sample = BlurredSample(case.blurry, case.sharp, case.psf.astype(np.float32), "widefield")
+    layers = _layers(sample, colormap="green", scale=(0.1, 0.1))
+    psf_data, psf_kwargs, psf_type = layers[1]
+    psf_kwargs["name"] = "widefield PSF (truth)"
+    layers[1] = (psf_data, psf_kwargs, psf_type)
+    for _, kwargs, _ in layers:
+        kwargs["metadata"] = {**kwargs["metadata"], "suggested_preset": "microscopy"}
+    return layers
 
 
 def _layers(sample: BlurredSample, **image_kwargs: Any) -> list[LayerDataTuple]:

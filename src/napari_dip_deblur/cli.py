@@ -49,6 +49,10 @@ from ._run_notes import run_notes
 
 __all__ = ["main"]
 
+MICROSCOPY = "microscopy"
+"""The --preset that runs :func:`napari_dip_deblur.microscopy.deconvolve_microscopy`
+(``napari_dip_deblur.microscopy.PRESET``; named here so that the parser does not import it)."""
+
 # The demo's settings: a 32-channel, 4-level generator is enough for a 128 x 128 image
 # and finishes in about 35 s on a 2-core CPU (measured 2026-11-25, README); one start, so
 # that a first try stays that short.
@@ -182,8 +186,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="restored image (.png, .jpg, or .tif to keep float values; "
                              "stacks: .tif)")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=["auto", *sorted(PRESETS)],
-                        help="'auto' (default): selfdeblur on CUDA, fast elsewhere")
+    parser.add_argument("--preset", default=DEFAULT_PRESET,
+                        choices=["auto", *sorted(PRESETS), MICROSCOPY],
+                        help="'auto' (default): selfdeblur on CUDA, fast elsewhere; "
+                             "'microscopy': a 2-D fluorescence image in photon counts, its PSF "
+                             "fitted to the image (or --kernel) and Richardson-Lucy "
+                             "(docs/microscopy.md); -k is not needed, --iterations sets the "
+                             "Richardson-Lucy iterations")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--starts", type=int, default=None, metavar="N",
@@ -242,6 +251,8 @@ def _parser() -> argparse.ArgumentParser:
 def _deblur_files(argv: Sequence[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.preset == MICROSCOPY:
+        return _deblur_microscopy(parser, args)
     if args.kernel is not None:
         _check_known_kernel_options(parser, args)
     suggest_only = args.suggest_size is not None and args.kernel_size != "auto"
@@ -261,6 +272,8 @@ def _deblur_files(argv: Sequence[str]) -> int:
     try:
         image = read_image(args.input)
         layout = _layout(image, args)
+        if not args.quiet:
+            _hint_microscopy(image)
         if suggest_only:
             return _print_suggestion(image, layout, args)
         _check_outputs(layout, args)
@@ -314,6 +327,60 @@ def _deblur_files(argv: Sequence[str]) -> int:
         return 2
     if not args.quiet:
         print(f"wrote {args.output} ({summary})")
+    return 0
+
+
+def _hint_microscopy(image: np.ndarray) -> None:
+    """Suggest --preset microscopy for what looks like photon counts."""
+    from .microscopy import looks_like_counts
+
+    if looks_like_counts(image):
+        print(f"dip-deblur: the image looks like photon counts (integers with shot noise): "
+              f"--preset {MICROSCOPY} may suit it better", file=sys.stderr)
+
+
+def _deblur_microscopy(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """--preset microscopy: one 2-D count image, a fitted (or given) PSF, Richardson-Lucy."""
+    if args.output is None:
+        parser.error("the following arguments are required: -o/--output")
+    unused = [option for option, given in (
+        ("-k/--kernel-size", args.kernel_size is not None),
+        ("--suggest-size", args.suggest_size is not None), ("--starts", args.starts is not None),
+        ("--mode per-plane", args.mode != "shared"), ("--reference", args.reference is not None),
+        ("--region", args.region is not None), ("--noise-aware", args.noise_aware is not None),
+    ) if given]
+    if unused:
+        parser.error(f"argument --preset {MICROSCOPY}: {', '.join(unused)} not used (the PSF "
+                     f"is fitted to the image, or given with --kernel)")
+    if args.iterations is not None and args.iterations < 1:
+        parser.error("argument --iterations: must be at least 1")
+    from ._io import read_image, write_image
+    from .microscopy import deconvolve_microscopy, psf_width
+
+    try:
+        for path in (args.output, args.kernel_out):
+            if path is not None and path.exists() and not args.overwrite:
+                raise ValueError(f"{path} exists (add --overwrite to replace it)")
+        image = read_image(args.input)
+        if image.ndim != 2:
+            raise ValueError(f"--preset {MICROSCOPY} takes a 2-D grey image, got shape "
+                             f"{image.shape}")
+        psf = None if args.kernel is None else read_image(args.kernel).astype(float)
+        start = time.perf_counter()
+        result = deconvolve_microscopy(image, psf=psf, iterations=args.iterations,
+                                       seed=args.seed)
+        write_image(args.output, result.image, image)
+        if args.kernel_out is not None:
+            _write_kernel(args.kernel_out, result.psf)
+    except (ValueError, OSError) as error:
+        print(f"dip-deblur: error: {error}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        fitted = ("given PSF" if result.model is None else
+                  f"{result.model.family} PSF fitted, FWHM {psf_width(result.psf):.2f} px")
+        print(f"wrote {args.output} (microscopy: {fitted}, background {result.background:.1f}, "
+              f"{result.iterations} Richardson-Lucy iterations, "
+              f"{time.perf_counter() - start:.1f} s)")
     return 0
 
 

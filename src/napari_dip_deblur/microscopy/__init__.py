@@ -9,12 +9,16 @@ microscopy preset can be suggested). One job per module: :mod:`.psf` (parametric
 torch, no napari.
 """
 
-from .counts import looks_like_counts
-from .deconvolve import MicroscopyResult, deconvolve_microscopy, estimate_psf
-from .psf import FAMILIES, PSFModel, psf_width, render_psf
+PRESET = "microscopy"
+"""The preset name under which the CLI and the widget offer this package."""
+
+from .counts import looks_like_counts  # noqa: E402
+from .deconvolve import MicroscopyResult, deconvolve_microscopy, estimate_psf  # noqa: E402
+from .psf import FAMILIES, PSFModel, psf_width, render_psf  # noqa: E402
 
 __all__ = [
     "FAMILIES",
+    "PRESET",
     "MicroscopyResult",
     "PSFModel",
     "deconvolve_microscopy",
