@@ -215,6 +215,28 @@ def test_cli_reports_a_corrupt_file_and_a_nan_image_and_restores_the_rest(ready,
     assert not [p for p in out.iterdir() if ".part" in p.name]
 
 
+def test_cli_shared_mode_keeps_its_kernel_for_a_resumed_run(ready, tmp_path):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i, plane in enumerate(_stack(3)):
+        iio.imwrite(folder / f"w{i}.png", np.rint(plane * 255).astype(np.uint8))
+    command = ["batch", str(folder / "w*.png"), "-k", "5", "-o", str(out), "--mode",
+               "shared", "--reference", "2", "--scheduler", ready.scheduler.address,
+               "--iterations", "10", "--starts", "1", "-q"]
+    assert main(command) == 0
+    shared = np.load(out / "batch-shared-kernel.npy")
+    assert shared.shape == (5, 5)
+    for i in range(3):
+        assert np.array_equal(np.load(out / f"w{i}.kernel.npy"), shared)
+    stamp = (out / "batch-shared-kernel.npy").stat().st_mtime_ns
+    (out / "w1.png").unlink()
+    assert main(command) == 0
+    rows = _summary(out)
+    assert [rows[f"w{i}.png"]["status"] for i in range(3)] == ["skipped", "done", "skipped"]
+    assert (out / "batch-shared-kernel.npy").stat().st_mtime_ns == stamp  # not re-estimated
+    assert np.array_equal(np.load(out / "w1.kernel.npy"), shared)
+
+
 def test_cli_interrupted_by_ctrl_c_keeps_its_outputs_and_resumes_with_what_is_left(
         ready, tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
