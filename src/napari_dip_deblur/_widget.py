@@ -40,7 +40,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import GeneratorWorker, create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 
 from ._layer_data import (
@@ -110,6 +110,9 @@ _ADVANCED: dict[str, tuple[str, float, float, float, bool]] = {
     "kernel_lr": ("kernel learning rate", 1e-6, 1.0, 1e-5, False),
 }
 _STAGED = "staged"
+#: ``deblur_iter``'s arguments that ``extra_overrides`` may carry besides settings.
+_RUN_ARGUMENTS = frozenset({"initial_kernel", "seed", "device", "yield_every", "preset",
+                            "iterations"})
 
 
 class DeblurRunError(Exception):
@@ -272,6 +275,9 @@ class _Run:
     restore: _RestoreState | None = None  # set for runs through restore_iter
     pending: deque[tuple[Any, tuple[Any, ...]]] = field(default_factory=deque)
     dispatching: bool = False
+    input_layer: Any = None  # watched: removed -> the run stops; data replaced -> a warning
+    input_changed: bool = False
+    on_input_data: Any = None  # the callback connected to the input layer's data event
 
 
 @dataclass
@@ -521,6 +527,7 @@ class DeblurWidget(Container):
         if active is not None and active in self._image.choices:
             self._image.value = active  # e.g. the blurry image of a sample just opened
         self.native.destroyed.connect(self._on_destroyed)
+        layers.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -563,10 +570,12 @@ class DeblurWidget(Container):
             scope = self._scope.value if loc.stack_axes else SCOPE_PLANE
             known = self._known_kernel.value
             if known is not None:
+                kernel = self._take_kernel(known, layer)
+                self._check_memory(layer, loc, scope, None, kernel.shape)
                 return self._start_restore(layer, loc, scope, None, None,
-                                           kernel=self._take_kernel(known, layer),
-                                           kernel_layer=known.name)
+                                           kernel=kernel, kernel_layer=known.name)
             region, region_layer = self._region_arg(layer, loc)
+            self._check_memory(layer, loc, scope, region, None)
             if scope == SCOPE_PLANE and not loc.rgb and self._region.value == REGION_WHOLE:
                 return self._start(layer, self._take_plane(layer))
             return self._start_restore(layer, loc, scope, region, region_layer)
@@ -873,6 +882,7 @@ class DeblurWidget(Container):
         )
         run = self._run
         self._connect(worker, run, self._on_yielded)
+        self._watch_input(run, layer)
         self._worker = worker
         self._set_running(True)
         self._set_status(f"starting ({plane.location.label})…")
@@ -1040,6 +1050,7 @@ class DeblurWidget(Container):
             _start_thread=False,
         )
         self._connect(worker, run, self._on_progress)
+        self._watch_input(run, layer)
         self._worker = worker
         self._set_running(True)
         what = loc.label if scope == SCOPE_PLANE else f"{math.prod(stack_shape)} planes"
@@ -1067,6 +1078,88 @@ class DeblurWidget(Container):
         for worker in (self._worker, self._suggest_worker):
             if worker is not None:
                 worker.quit()
+        if self._worker is not None and self._run is not None:
+            self._unwatch_input(self._run)
+            show_info(f"Deblurring {self._run.source!r} stopped: the viewer was closed.")
+
+    def _check_memory(self, layer: napari.layers.Layer, loc: PlaneLocation, scope: str,
+                      region: Any, known_shape: tuple[int, ...] | None) -> None:
+        """Refuse (``InsufficientMemoryError``, a ValueError) a run that the library's
+        memory estimate says will not fit, before the widget copies any data."""
+        from napari_dip_deblur.api import resolve_device
+        from napari_dip_deblur.memory import (
+            MemoryEstimate,
+            available_memory,
+            check_memory,
+            estimate_memory,
+            nonblind_bytes,
+        )
+        from napari_dip_deblur.presets import preset_for_device, resolve_settings
+
+        shape = tuple(int(n) for n in layer.data.shape)
+        plane = (shape[loc.axes[0]], shape[loc.axes[1]])
+        values = math.prod(shape) if scope != SCOPE_PLANE else \
+            math.prod(plane) * (shape[-1] if loc.rgb else 1)
+        # float32: the widget's copy (its display), the run's output and its working copy
+        data_bytes = 3 * 4 * values
+        if known_shape is not None:  # non-blind only, on the CPU
+            kernel = (int(known_shape[0]), int(known_shape[1]))
+            check_memory(MemoryEstimate(
+                blind=0, nonblind=nonblind_bytes(plane, kernel), arrays=data_bytes,
+                device="cpu", available_host=available_memory(), available_device=None,
+                blind_shape=(0, 0), plane_shape=plane))
+            return
+        device = resolve_device(str(self._device.value))
+        kernel = (int(self._kernel_h.value), int(self._kernel_w.value))
+        # the overrides that are settings (not deblur_iter's own arguments)
+        overrides = {k: v for k, v in self.overrides().items() if k not in _RUN_ARGUMENTS}
+        settings = resolve_settings(preset_for_device(str(self._preset.value), device.type),
+                                    int(self._iterations.value) or None,
+                                    **overrides).for_kernel(kernel)
+        if region is None or region == "auto":  # the preset's crop, or the auto region
+            side = settings.estimation_crop if region is None else int(self._region_size.value)
+            blind = plane if side is None else (min(side, plane[0]), min(side, plane[1]))
+        else:
+            blind = region.shape
+        nonblind = (scope != SCOPE_PLANE or loc.rgb or region is not None
+                    or settings.final_deconvolution != "none")
+        check_memory(estimate_memory(
+            blind, plane, kernel, channels=settings.channels,
+            skip_channels=settings.skip_channels,
+            non_local_levels=tuple(settings.non_local_levels), data_bytes=data_bytes,
+            device=str(device), nonblind=nonblind))
+
+    def _watch_input(self, run: _Run, layer: napari.layers.Layer) -> None:
+        """Watch the input layer during the run: its data replaced is told once (the run
+        goes on with the copy it was given); its removal stops the run
+        (:meth:`_on_layer_removed`)."""
+        run.input_layer = layer
+
+        def on_data(*_: Any) -> None:
+            if run is self._run and self._worker is not None and not run.input_changed:
+                run.input_changed = True
+                show_warning(f"The data of {run.source!r} changed during the run; the run "
+                             "goes on with the data as it was when Run was pressed.")
+
+        run.on_input_data = on_data
+        layer.events.data.connect(on_data)
+
+    @staticmethod
+    def _unwatch_input(run: _Run) -> None:
+        if run.on_input_data is not None and run.input_layer is not None:
+            run.input_layer.events.data.disconnect(run.on_input_data)
+            run.on_input_data = None
+
+    def _on_layer_removed(self, event: Any) -> None:
+        """The run's input layer removed: stop the run (as Cancel does) and say so."""
+        run = self._run
+        if (self._worker is None or run is None or run.cancelled
+                or event.value is not run.input_layer):
+            return
+        self.cancel()
+        show_warning(f"The input layer {run.source!r} was removed during the run: the run "
+                     f"was stopped; what it had is kept in '{run.source} deblurred"
+                     f"{PARTIAL_SUFFIX}'.")
 
     def _on_yielded(self, run: _Run, snap: Snapshot) -> None:
         run.last = snap
@@ -1135,6 +1228,7 @@ class DeblurWidget(Container):
             self._report(exc, run.source)
 
     def _on_finished(self, run: _Run) -> None:
+        self._unwatch_input(run)
         if self._closed:
             self._worker = None
             return
@@ -1395,6 +1489,7 @@ class DeblurWidget(Container):
             "settings": settings,
             "partial": bool(partial),
             "error": None if run.error is None else str(run.error),
+            "input_changed": run.input_changed,
         }
 
     @staticmethod
@@ -1445,6 +1540,7 @@ class DeblurWidget(Container):
             "settings": settings,
             "partial": bool(partial),
             "error": None if run.error is None else str(run.error),
+            "input_changed": run.input_changed,
         }
 
     def _set_status(self, text: str) -> None:
