@@ -242,7 +242,8 @@ def provenance(run: Run) -> list[str]:
     replays = sorted({line["final_step_replay"] for line in run.lines
                       if line.get("final_step_replay")})
     if replays:
-        text.append("  with the final deconvolution then redone at the preset's weight by")
+        text.append("  with the final deconvolution then redone at the preset's weight (a script "
+                    "of the archive commit named above) by")
         text += [f"  `{command}`" for command in replays]
     return text
 
