@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy import signal
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import (
     PRESETS,
     DeblurDivergedError,
@@ -19,13 +20,7 @@ from napari_dip_deblur.nonblind import deconvolve
 from napari_dip_deblur.samples import blurred_photo
 
 # A tiny network keeps every run here well under a second.
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "starts": 1}
-
-
-@pytest.fixture(scope="module")
-def small_blurry():
-    return blurred_photo(32, 5).blurry
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "starts": 1}
 
 
 @pytest.mark.parametrize(

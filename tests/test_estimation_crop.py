@@ -4,14 +4,14 @@ and starts that all run to the end (``start_trial=1``)."""
 import numpy as np
 import pytest
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import PRESETS, deblur, deblur_iter
 from napari_dip_deblur.api import estimation_region, start_seed
 from napari_dip_deblur.regions import auto_region
 from napari_dip_deblur.samples import blurred_photo
 from napari_dip_deblur.sharpness import gradient_sparsity
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "device": "cpu", "preset": "fast", "retry_mae_ratio": None, "starts": 1}
+TINY = {**TINY_NETWORK, "device": "cpu", "preset": "fast", "retry_mae_ratio": None, "starts": 1}
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,15 @@ when a run ends with a misfit far above it (``Settings.retry_mae_ratio``)."""
 import numpy as np
 import pytest
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import PRESETS, deblur, deblur_iter
 from napari_dip_deblur.api import fit_ratio
 from napari_dip_deblur.noise import NOISE_LEVEL_FLOOR, estimate_noise_level
 from napari_dip_deblur.presets import resolve_settings
 from napari_dip_deblur.samples import blurred_photo
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "device": "cpu", "preset": "fast", "starts": 1}
-
-
-@pytest.fixture(scope="module")
-def small_blurry():
-    return blurred_photo(32, 5).blurry
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "device": "cpu", "preset": "fast",
+        "starts": 1}
 
 
 @pytest.mark.parametrize("sigma", [0.003, 0.01, 0.05])

@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage
 
 import napari_dip_deblur.api as api
+from conftest import TINY_NETWORK
 from napari_dip_deblur import PRESETS
 from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.kernel_size import (
@@ -20,8 +21,8 @@ from napari_dip_deblur.kernel_size import (
 )
 from napari_dip_deblur.samples import blurred_photo, gaussian_kernel, motion_kernel
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "preset": "fast", "device": "cpu", "starts": 1}
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "preset": "fast", "device": "cpu",
+        "starts": 1}
 
 
 def _box(shape=(15, 15), y0=5, x0=6, h=5, w=3, floor=0.0):

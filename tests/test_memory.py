@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import napari_dip_deblur.memory as memory
+from conftest import TINY_NETWORK
 from napari_dip_deblur.memory import (
     GB,
     InsufficientMemoryError,
@@ -20,8 +21,8 @@ from napari_dip_deblur.memory import (
 from napari_dip_deblur.restore import restore
 from napari_dip_deblur.samples import blurred_photo
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "preset": "fast", "device": "cpu", "iterations": 3}
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "preset": "fast", "device": "cpu",
+        "iterations": 3}
 
 
 def _estimate(**changes):

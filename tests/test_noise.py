@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import PRESETS, deblur
 from napari_dip_deblur.engine.schedule import Phase
 from napari_dip_deblur.noise import (
@@ -17,8 +18,7 @@ from napari_dip_deblur.presets import resolve_settings
 from napari_dip_deblur.restore import restore
 from napari_dip_deblur.samples import blurred_fluorescence
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "device": "cpu"}
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "device": "cpu"}
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -18,6 +18,7 @@ from scipy import signal
 from skimage import data, transform
 
 import napari_dip_deblur.restore as restore_module
+from conftest import TINY_NETWORK
 from napari_dip_deblur import PRESETS
 from napari_dip_deblur.api import Snapshot
 from napari_dip_deblur.colour import luminance
@@ -35,8 +36,8 @@ from napari_dip_deblur.restore import (
 )
 from napari_dip_deblur.samples import blurred_fluorescence, blurred_photo, motion_kernel
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "preset": "fast", "device": "cpu", "starts": 1}
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "preset": "fast", "device": "cpu",
+        "starts": 1}
 
 
 def psnr(image, truth, data_range):

@@ -5,19 +5,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import deblur, deblur_iter
 from napari_dip_deblur.api import start_seed
 from napari_dip_deblur.samples import blurred_photo
 from napari_dip_deblur.sharpness import gradient_sparsity
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "device": "cpu", "preset": "fast",
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "device": "cpu", "preset": "fast",
         "retry_mae_ratio": None}
-
-
-@pytest.fixture(scope="module")
-def small_blurry():
-    return blurred_photo(32, 5).blurry
 
 
 # --------------------------------------------------------------------------- the score
