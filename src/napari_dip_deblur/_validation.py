@@ -6,7 +6,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["normalised_kernel", "real_array"]
+__all__ = ["MAX_MAGNITUDE", "check_values", "normalised_kernel", "real_array"]
+
+#: The largest magnitude accepted in an image or kernel. Results are float32 (largest
+#: 3.4e38) and the non-blind step works in float32: this leaves a factor of 340 for a
+#: restored image's overshoot and the arithmetic on it.
+MAX_MAGNITUDE = 1e36
 
 
 def real_array(value: Any, name: str = "image", *, finite: bool = True) -> np.ndarray:
@@ -15,19 +20,43 @@ def real_array(value: Any, name: str = "image", *, finite: bool = True) -> np.nd
     Raises
     ------
     ValueError
-        Naming ``name``: a non-numeric or boolean dtype, an empty array, or (``finite``)
-        NaN or infinite values.
+        Naming ``name``: not convertible to an array (e.g. ragged nested lists), a
+        non-numeric, boolean, complex, datetime or timedelta dtype, an empty array, or
+        (``finite``) the value checks of :func:`check_values`.
     """
-    array = np.asarray(value)
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged lists, objects numpy cannot convert
+        raise ValueError(f"{name} cannot be read as an array of numbers: {error}") from None
+    if array.dtype.kind not in "iuf":  # bool, complex, object, str, datetime, timedelta
         raise ValueError(f"{name} must hold real numbers (integer or float), got dtype "
                          f"{array.dtype}")
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
-    if finite and not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values; fill or mask them first")
+    if finite:
+        check_values(array, name)
     return array
+
+
+def check_values(array: np.ndarray, name: str = "image") -> tuple[float, float]:
+    """The ``(min, max)`` of a real array, checked: finite and within :data:`MAX_MAGNITUDE`.
+
+    A float array's min and max are NaN where any value is, and infinite where any value is,
+    so two reductions check it without an array of flags the size of the input.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: NaN or infinite values, or values beyond ``MAX_MAGNITUDE``.
+    """
+    lo, hi = float(array.min()), float(array.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or infinite values; fill or mask them first")
+    if max(-lo, hi) > MAX_MAGNITUDE:
+        raise ValueError(f"{name} has values up to {max(-lo, hi):.3g} in magnitude, beyond "
+                         f"{MAX_MAGNITUDE:.0e} (results are float32, which ends at 3.4e38): "
+                         f"rescale it first")
+    return lo, hi
 
 
 def normalised_kernel(psf: np.ndarray, image_shape: tuple[int, ...], *,

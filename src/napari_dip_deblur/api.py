@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import real_array
+from ._validation import check_values, real_array
 from .engine.solver import DivergedError, EngineConfig, EngineState, optimise
 from .noise import NOISE_LEVEL_FLOOR, estimate_noise_level
 from .presets import DEFAULT_PRESET, Settings, preset_for_device, resolve_settings
@@ -204,28 +204,41 @@ def describe_device(device: torch.device) -> str:
 
 
 def normalise_kernel_size(kernel_size: Any, image_shape: tuple[int, int]) -> tuple[int, int]:
-    """``kernel_size`` as an ``(h, w)`` pair of odd ints in [3, image side]."""
-    if isinstance(kernel_size, (int, np.integer)) and not isinstance(kernel_size, bool):
-        pair = (int(kernel_size), int(kernel_size))
+    """``kernel_size`` as an ``(h, w)`` pair of odd ints in [3, image side].
+
+    An int (Python or numpy, not bool) or a sequence of two; floats are refused even where
+    integral (``5.0``), as are strings (``"55"`` is not a size).
+    """
+    def side(value: Any) -> int | None:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        return None
+
+    single = side(kernel_size)
+    if single is not None:
+        pair: tuple[Any, ...] = (single, single)
+    elif isinstance(kernel_size, (str, bytes)) or not hasattr(kernel_size, "__len__") \
+            or len(kernel_size) != 2:
+        pair = ()
     else:
-        try:
-            pair = tuple(int(v) for v in kernel_size)
-        except TypeError:
-            pair = ()
-        if len(pair) != 2 or any(float(v) != int(v) for v in kernel_size):
-            raise ValueError(f"kernel_size must be an odd int or an (h, w) pair of odd ints, "
-                             f"got {kernel_size!r}")
-    for side, limit, axis in zip(pair, image_shape, ("height", "width"), strict=True):
-        if side < 3 or side % 2 == 0:
+        pair = tuple(side(v) for v in kernel_size)
+    if len(pair) != 2 or None in pair:
+        raise ValueError(f"kernel_size must be an odd int or an (h, w) pair of odd ints, "
+                         f"got {kernel_size!r}")
+    for value, limit, axis in zip(pair, image_shape, ("height", "width"), strict=True):
+        if value < 3 or value % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 3, got {pair[0]}x{pair[1]}: "
                              f"pick the odd size just above the longest blur streak")
-        if side > limit:
+        if value > limit:
             raise ValueError(f"kernel_size {pair[0]}x{pair[1]} is larger than the image "
                              f"({image_shape[0]}x{image_shape[1]}) in {axis}")
     return pair
 
 
-def _check_image(image: Any) -> np.ndarray:
+def _check_image(image: Any, *, values: bool = True) -> np.ndarray:
+    """The image as an array: a real dtype, 2-D, at least ``MIN_SIDE`` a side; with
+    ``values``, also finite, within float32's range and not constant (which
+    :func:`_check_image_values` checks alone: it reads every pixel)."""
     array = real_array(image, finite=False)
     if array.ndim != 2:
         raise ValueError(f"image must be 2-D (M, N), got shape {array.shape}; for colour or "
@@ -233,11 +246,22 @@ def _check_image(image: Any) -> np.ndarray:
     if min(array.shape) < MIN_SIDE:
         raise ValueError(f"image must be at least {MIN_SIDE}x{MIN_SIDE}, got "
                          f"{array.shape[0]}x{array.shape[1]}")
-    real_array(array)  # finite: checked after the cheap shape checks
-    if array.min() == array.max():
+    if values:
+        _check_image_values(array)
+    return array
+
+
+def _check_image_values(array: np.ndarray) -> None:
+    """Finite, within float32's range, and not constant (at float32's precision: the
+    result's): a constant image is refused, as it has nothing to deblur."""
+    lo, hi = check_values(array, "image")
+    if lo == hi:
         raise ValueError(f"image is constant (every pixel = {array.flat[0]}): "
                          f"there is nothing to deblur")
-    return array
+    if np.float32(lo) == np.float32(hi) or hi - lo < np.finfo(np.float32).tiny:
+        raise ValueError(f"image varies by only {hi - lo:.3g} (from {lo:.6g} to {hi:.6g}): "
+                         f"constant at float32 precision, the result's; subtract its mean "
+                         f"and scale it up first")
 
 
 def intensity_mapping(array: np.ndarray) -> tuple[float, float]:
@@ -281,12 +305,15 @@ def deblur_iter(
     device: str = "auto",
     yield_every: int = 10,
     initial_kernel: Any = None,
+    memory_check: bool = True,
     **overrides: Any,
 ) -> Iterator[Snapshot]:
     """Blind deblurring as a generator of snapshots, for live display and cancellation.
 
-    Takes the arguments of :func:`deblur` plus ``yield_every``. Arguments are validated
-    when this function is called (before the first ``next``). The generator yields a
+    Takes the arguments of :func:`deblur` plus ``yield_every`` and ``memory_check``
+    (False: run even where the memory estimate says it will not fit; for callers that
+    checked it themselves). Arguments are validated when this function is called (before
+    the first ``next``). The generator yields a
     :class:`Snapshot` every ``yield_every`` iterations and always a final one with
     ``done=True``; closing it (``gen.close()``) stops the work at once.
 
@@ -297,7 +324,7 @@ def deblur_iter(
     DeblurDivergedError
         (while iterating) the loss became NaN; ``error.snapshot`` is the last good one.
     """
-    array = _check_image(image)
+    array = _check_image(image, values=False)  # the values after the memory check
     kernel_shape = normalise_kernel_size(kernel_size, array.shape)
     start_kernel = None if initial_kernel is None else _check_initial_kernel(initial_kernel,
                                                                               kernel_shape)
@@ -306,11 +333,15 @@ def deblur_iter(
     # used are the ones recorded.
     settings = resolve_settings(preset_for_device(preset, torch_device.type), iterations,
                                 **overrides).for_kernel(kernel_shape)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 \
+            or seed >= 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     if isinstance(yield_every, bool) or not isinstance(yield_every, (int, np.integer)) \
             or yield_every < 1:
         raise ValueError(f"yield_every must be an integer >= 1, got {yield_every!r}")
+    if memory_check:
+        _check_memory(array.shape, kernel_shape, settings, str(torch_device))
+    _check_image_values(array)
     region = estimation_region(array, settings.estimation_crop)
     fitted = array if region is None else array[region.slices]
     generator_input = (fitted.shape[0] + kernel_shape[0] - 1,
@@ -345,6 +376,23 @@ def deblur_iter(
     progress = _attempts(target, kernel_shape, settings, seed=int(seed), device=torch_device,
                          yield_every=int(yield_every), initial_kernel=start_kernel)
     return _snapshots(progress, settings, array, offset, scale, run_settings, region)
+
+
+def _check_memory(shape: tuple[int, int], kernel_shape: tuple[int, int], settings: Settings,
+                  device: str) -> None:
+    """Refuse (``InsufficientMemoryError``, a ``ValueError``) a run that would not fit, from
+    the shapes alone: before any pass over the pixels."""
+    from .memory import check_memory, estimate_memory
+
+    crop = settings.estimation_crop
+    blind_shape = shape if crop is None else (min(crop, shape[0]), min(crop, shape[1]))
+    # The float32 result and a float64 working copy (the crop search, the intensity mapping).
+    data_bytes = shape[0] * shape[1] * (4 + 8)
+    check_memory(estimate_memory(
+        blind_shape, shape, kernel_shape, channels=settings.channels,
+        skip_channels=settings.skip_channels, non_local_levels=tuple(settings.non_local_levels),
+        data_bytes=data_bytes, device=device,
+        nonblind=settings.final_deconvolution != "none"))
 
 
 def estimation_region(image: np.ndarray, crop: int | None) -> Region | None:
@@ -761,8 +809,14 @@ def deblur(
     Raises
     ------
     ValueError
-        Non-2-D, empty, non-finite or constant image; a kernel size that is even, < 3 or
-        larger than the image; an unknown preset, override or device; iterations < 1.
+        Non-2-D, empty, non-finite or constant image (constant at float32 precision too:
+        there is nothing to deblur, so no result is made up), or one with values beyond
+        1e36 in magnitude (the result is float32); a kernel size that is even, < 3, not an
+        int (``5.0``, ``"5"``) or larger than the image; an unknown preset, override or
+        device; iterations < 1. Checked before any work, the pixels' values last.
+    InsufficientMemoryError
+        (a ``ValueError``) The run would not fit in memory; judged from the shapes, before
+        any pass over the pixels (:mod:`napari_dip_deblur.memory`).
     DeblurDivergedError
         The loss became NaN; ``error.snapshot`` holds the last good state.
 

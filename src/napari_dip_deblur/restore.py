@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import memory as _memory
-from ._validation import normalised_kernel, real_array
+from ._validation import check_values, normalised_kernel, real_array
 from .api import (
     MIN_SIDE,
     Snapshot,
@@ -547,6 +547,10 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
         raise ValueError(f"luminance_weights must be one of {sorted(LUMINANCE_WEIGHTS)}, "
                          f"got {weights!r}")
     if channel_axis is not None:
+        if isinstance(channel_axis, (bool, np.bool_)) \
+                or not isinstance(channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis must be None or an int (e.g. -1), got "
+                            f"{channel_axis!r}")
         layout = colour_layout(array.shape, channel_axis, alpha)
         data = np.moveaxis(array, layout.channel_axis, -1)
         spatial_ndim = 3
@@ -563,8 +567,6 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
                 if layout is None and array.shape[-1] in (3, 4) else "")
         raise ValueError(f"image planes must be at least {MIN_SIDE}x{MIN_SIDE}, got planes of "
                          f"{plane_shape[0]}x{plane_shape[1]} in shape {array.shape}{hint}")
-    if not np.isfinite(array).all():
-        raise ValueError("image contains NaN or infinite values; fill or mask them first")
     known = None
     if kernel is not None:
         known = _check_kernel(kernel, plane_shape)
@@ -634,6 +636,25 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
             extra["estimation_crop"] = settings.estimation_crop
         # The blind runs fit the region asked for (or the plane) whole; this step restores it.
         settings = resolve_settings(settings, estimation_crop=None)
+    n_planes = int(np.prod(stack_shape)) if stack_shape else 1
+    kernel_bytes = n_planes * kernel_shape[0] * kernel_shape[1] * 4 if mode == "per_plane" else 0
+    # The float32 output (unless given) and a working copy: from the shape, not allocated.
+    data_bytes = array.size * 4 * (1 if out is not None else 2) + kernel_bytes
+    if settings is not None:
+        memory = estimate_memory(
+            blind_shape, plane_shape, kernel_shape, channels=settings.channels,
+            skip_channels=settings.skip_channels,
+            non_local_levels=tuple(settings.non_local_levels), data_bytes=data_bytes,
+            device=str(torch_device),
+        )
+    else:  # the non-blind step only (on the CPU)
+        memory = MemoryEstimate(
+            blind=0, nonblind=_memory.nonblind_bytes(plane_shape, kernel_shape),
+            arrays=int(data_bytes), device="cpu", available_host=_memory.available_memory(),
+            available_device=None, blind_shape=(0, 0), plane_shape=plane_shape)
+    if memory_check:
+        check_memory(memory)
+    check_values(array)  # every pixel read: after the memory check
     if noise_aware is not None:
         try:
             if settings is not None:
@@ -684,23 +705,6 @@ def _prepare(image: Any, kernel_size: Any, *, kernel: Any, mode: str, channel_ax
             raise ValueError("out must not share memory with image (the input is never "
                              "modified)")
     out_full = out if out is not None else np.empty(array.shape, np.float32)
-    n_planes = int(np.prod(stack_shape)) if stack_shape else 1
-    kernel_bytes = n_planes * kernel_shape[0] * kernel_shape[1] * 4 if mode == "per_plane" else 0
-    data_bytes = out_full.nbytes * (1 if out is not None else 2) + kernel_bytes
-    if settings is not None:
-        memory = estimate_memory(
-            blind_shape, plane_shape, kernel_shape, channels=settings.channels,
-            skip_channels=settings.skip_channels,
-            non_local_levels=tuple(settings.non_local_levels), data_bytes=data_bytes,
-            device=str(torch_device),
-        )
-    else:  # the non-blind step only (on the CPU)
-        memory = MemoryEstimate(
-            blind=0, nonblind=_memory.nonblind_bytes(plane_shape, kernel_shape),
-            arrays=int(data_bytes), device="cpu", available_host=_memory.available_memory(),
-            available_device=None, blind_shape=(0, 0), plane_shape=plane_shape)
-    if memory_check:
-        check_memory(memory)
     out_full[...] = array  # unprocessed planes show the input; alpha is copied here
     out_view = np.moveaxis(out_full, layout.channel_axis, -1) if layout is not None \
         else out_full
@@ -826,8 +830,10 @@ def _blind_run(job: _Job, index: tuple[int, ...] | None) -> _Blind:
     grey = _estimation_image(job, index)
     region = _choose_region(job, grey)
     crop = grey[region.slices] if region is not None else grey
+    # memory_check=False: _prepare checked the whole run (or was told not to)
     snapshots = deblur_iter(np.ascontiguousarray(crop), job.kernel_shape, preset=job.settings,
-                            seed=job.seed, device=job.device, yield_every=job.yield_every)
+                            seed=job.seed, device=job.device, yield_every=job.yield_every,
+                            memory_check=False)
     return _Blind(snapshots=snapshots, index=index, region=region)
 
 
