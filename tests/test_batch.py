@@ -173,6 +173,8 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
         deblur_batch(np.zeros((2, 32, 32, 3)), 5, channel_axis=0)
     with pytest.raises(ValueError, match="matches no file"):
         deblur_batch(str(tmp_path / "*.png"), 5)
+    with pytest.raises(ValueError, match="workers"):
+        deblur_batch(_stack(2), 5, client="tcp://127.0.0.1:1", workers=2)
     with pytest.raises(TypeError, match="inputs"):
         deblur_batch(42, 5)
     with pytest.raises(ValueError, match="skip"):

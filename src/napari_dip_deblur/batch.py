@@ -534,6 +534,9 @@ def estimate_shared_kernel(inputs: Any, kernel_size: int | tuple[int, int], *,
 def _local_sizing(client: Any, workers: int | None, threads: int | None,
                   device: str) -> dict[str, Any]:
     if client is not None:
+        if workers is not None:
+            raise ValueError("workers sizes a local cluster; with client= the cluster is "
+                             "already sized")
         return {}
     return {"workers": workers, "threads_per_worker": threads, "device": device}
 
