@@ -66,8 +66,10 @@ def test_every_python_name_resolves_to_its_defining_module(manifest):
 
 def test_expected_contributions(manifest):
     contrib = manifest.contributions
-    assert [w.command for w in contrib.widgets] == ["napari-dip-deblur.make_widget"]
-    assert {s.key for s in contrib.sample_data} == {"blurred_photo", "blurred_fluorescence"}
+    assert [w.command for w in contrib.widgets] == ["napari-dip-deblur.make_widget",
+                                                    "napari-dip-deblur.make_microscopy_widget"]
+    assert {s.key for s in contrib.sample_data} == {"blurred_photo", "blurred_fluorescence",
+                                                    "widefield_fluorescence"}
     (writer,) = contrib.writers
     assert writer.layer_types == ["image"]
     assert set(writer.filename_extensions) == {".npy", ".tif", ".tiff"}

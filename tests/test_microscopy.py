@@ -102,9 +102,10 @@ def test_richardson_lucy_keeps_counts_background_and_sign() -> None:
     assert result.iterations == 30
     # flux is kept: same mean counts (the boundary-aware model loses a little at the edges)
     assert result.image.mean() == pytest.approx(counts.mean(), rel=0.03)
-    # where there is no object the result sits at the background, as the truth does
+    # where there is no object the result sits at the background (within 1 % of the peak of
+    # 1000 photons: RL leaves a little of the blurred light there), not at zero
     dark = case.sharp < case.background + 1
-    assert np.median(result.image[dark]) == pytest.approx(case.background, abs=3)
+    assert np.median(result.image[dark]) == pytest.approx(case.background, abs=10)
     # and it is sharper than the input
     assert affine_psnr(result.image, case.sharp) > affine_psnr(counts, case.sharp) + 1.5
     # residuals fall
@@ -124,10 +125,10 @@ def test_richardson_lucy_discrepancy_rule_stops() -> None:
 
 
 def test_background_and_noise_model_estimates() -> None:
-    case = make_case("beads", "airy-3.2", 500, seed=3)
+    case = make_case("cells", "defocus-0.6", 1000, seed=3)
     assert estimate_background(case.blurry) == pytest.approx(case.background, rel=0.03)
     noise = estimate_noise_model(case.blurry)
-    assert noise.gain == pytest.approx(1.0, rel=0.2)  # one count per photon
+    assert noise.gain == pytest.approx(1.0, rel=0.1)  # one count per photon
     assert -noise.constant / noise.gain == pytest.approx(100.0, abs=10)  # the camera offset
 
 

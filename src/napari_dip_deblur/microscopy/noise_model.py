@@ -7,6 +7,9 @@ estimated from the image itself: the diagonal Haar detail of each 2 x 2 block
 ``(y00 - y01 - y10 + y11) / 2`` has the variance of one pixel and almost none of a blurred
 scene; its median square (robust to the few edges that leak through) in bins of block means
 gives the variance per level, and a weighted straight-line fit gives gain and constant.
+Where the PSF is narrow and the signal bright, some of the scene leaks into the detail and
+the gain comes out high (+20 to +80 % on some dev-set images with Airy PSFs at 1,000 to
+5,000 photons); sparse scenes can read low. The stopping rule built on it tolerates that.
 numpy only.
 
 References

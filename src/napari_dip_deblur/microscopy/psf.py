@@ -181,7 +181,7 @@ def render_psf(model: PSFModel, size: int | Sequence[int] | None = None) -> np.n
     # inverse FFT does not fold the tail back into the window, then crop.
     big = tuple(max(4 * s, 64) | 1 for s in shape)
     transfer = otf(model, radial_frequency(big, real=True)) * _pixel_integration(big, True)
-    psf = np.fft.fftshift(np.fft.irfftn(transfer, s=big))
+    psf = np.fft.fftshift(np.fft.irfftn(transfer, s=big, axes=tuple(range(len(big)))))
     centre = [b // 2 for b in big]
     window = tuple(slice(c - s // 2, c + s // 2 + 1) for c, s in zip(centre, shape, strict=True))
     psf = np.clip(psf[window], 0.0, None)

@@ -70,15 +70,17 @@ class _Blur:
         padded[tuple(slice(0, s) for s in psf.shape)] = psf
         # roll the PSF centre to the origin: a true convolution, no shift
         padded = np.roll(padded, [-(s // 2) for s in psf.shape], axis=tuple(range(psf.ndim)))
+        self.axes = tuple(range(psf.ndim))
         self.otf = np.fft.rfftn(padded)
         self.inner = tuple(slice(m, m + n)
                            for m, n in zip(self.margin, image_shape, strict=True))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return np.fft.irfftn(np.fft.rfftn(x) * self.otf, s=self.shape)
+        return np.fft.irfftn(np.fft.rfftn(x) * self.otf, s=self.shape, axes=self.axes)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
-        return np.fft.irfftn(np.fft.rfftn(y) * np.conj(self.otf), s=self.shape)
+        return np.fft.irfftn(np.fft.rfftn(y) * np.conj(self.otf), s=self.shape,
+                             axes=self.axes)
 
 
 def rl_iterates(counts: np.ndarray, psf: np.ndarray, background: float | np.ndarray,
