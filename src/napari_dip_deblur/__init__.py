@@ -24,6 +24,7 @@ __all__ = [
     "Snapshot",
     "available_devices",
     "deblur",
+    "deblur_batch",
     "deblur_iter",
     "deconvolve_microscopy",
     "finish_early",
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         deblur_iter,
         finish_early,
     )
+    from .batch import deblur_batch
     from .microscopy import deconvolve_microscopy
     from .presets import PRESETS, Settings
 
@@ -50,6 +52,7 @@ _LAZY = {
     "Snapshot": "api",
     "DeblurDivergedError": "api",
     "available_devices": "api",
+    "deblur_batch": "batch",
     "deconvolve_microscopy": "microscopy",
     "PRESETS": "presets",
     "Settings": "presets",

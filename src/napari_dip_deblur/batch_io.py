@@ -13,12 +13,13 @@ import csv
 import glob
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._io import atomic_write, write_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -114,23 +115,13 @@ def kernel_path(input_path: Path, out_dir: Path) -> Path:
 
 
 def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(temporary_path)``, then rename the temporary file to ``path``.
-
-    The temporary file is in ``path``'s folder, hidden, with ``path``'s suffix (writers
-    choose the format by it). If ``write`` fails, it is removed and ``path`` is untouched.
-    """
+    """Call ``write(temporary_path)``, then rename the temporary file to ``path``
+    (:func:`napari_dip_deblur._io.atomic_write`); ``path``'s folder is created if missing.
+    If ``write`` fails, the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
-                                    dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as partial:
+        write(partial)
     return path
 
 
@@ -142,19 +133,14 @@ def write_result(path: Path, image: np.ndarray, reference: np.ndarray | None,
     RGB); PNG/JPEG are scaled as :func:`napari_dip_deblur._io.write_image` does, on
     ``reference``'s dtype and range (the input, or any array with its dtype, min and max).
     """
-    if Path(path).suffix.lower() in _TIFF:
-        import tifffile
+    if Path(path).suffix.lower() not in _TIFF:
+        return write_image(path, image, reference)  # atomic itself
+    import tifffile
 
-        photometric = "rgb" if colour and image.shape[-1] in (3, 4) else "minisblack"
+    photometric = "rgb" if colour and image.shape[-1] in (3, 4) else "minisblack"
 
-        def write(target: Path) -> None:
-            tifffile.imwrite(target, np.asarray(image, dtype=np.float32),
-                             photometric=photometric)
-    else:
-        from ._io import write_image
-
-        def write(target: Path) -> None:
-            write_image(target, image, reference)
+    def write(target: Path) -> None:
+        tifffile.imwrite(target, np.asarray(image, dtype=np.float32), photometric=photometric)
 
     return write_atomically(path, write)
 
