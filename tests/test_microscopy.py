@@ -268,3 +268,17 @@ def test_microscopy_widget_keeps_scale_and_translate(make_napari_viewer, qtbot) 
     assert widget.last_result.iterations == 20
     assert "fibres PSF" in viewer.layers
     np.testing.assert_array_equal(layer.data, case.blurry)  # the input layer is untouched
+
+
+def test_blind_deblur_widget_points_counts_to_the_microscopy_widget(make_napari_viewer) -> None:
+    from napari_dip_deblur._widget import DeblurWidget
+
+    viewer = make_napari_viewer()
+    photo = viewer.add_image(data.camera()[::4, ::4].astype(np.float32) / 255, name="photo")
+    widget = DeblurWidget(viewer)
+    widget._image.value = photo
+    assert "photon counts" not in widget._status.value
+    counts = viewer.add_image(make_case("beads", "gaussian-1.2", 300, seed=14, size=64).blurry,
+                              name="beads")
+    widget._image.value = counts
+    assert "Microscopy deconvolution" in widget._status.value

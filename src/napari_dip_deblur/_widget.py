@@ -507,6 +507,7 @@ class DeblurWidget(Container):
         self._suggest_button.changed.connect(self._on_suggest_button)
         self._region.changed.connect(self._on_region)
         self._image.changed.connect(self._update_plane_label)
+        self._image.changed.connect(self._hint_counts)
         self._known_kernel.changed.connect(self._on_known_kernel)
         layers = viewer.layers.events
         for emitter in (layers.inserted, layers.removed, layers.moved):
@@ -777,6 +778,17 @@ class DeblurWidget(Container):
                 stack = bool(loc.stack_axes)
                 self._plane.value = loc.label + (" (colour)" if loc.rgb else "")
         self._scope.visible = stack  # the planes choice only where there are planes
+
+    def _hint_counts(self, *_: Any) -> None:
+        """Point a 2-D image of photon counts to the microscopy widget (docs/microscopy.md)."""
+        from napari_dip_deblur.microscopy import looks_like_counts
+
+        layer = self._image.value
+        if (layer is not None and not getattr(layer, "multiscale", False)
+                and getattr(layer.data, "ndim", 0) == 2
+                and looks_like_counts(np.asarray(layer.data))):
+            self._set_status("this image looks like photon counts: the Microscopy "
+                             "deconvolution widget (Plugins > DIP Deblur) suits it better")
 
     def _on_region(self, value: str) -> None:
         self._shapes.visible = value == REGION_SHAPES

@@ -13,6 +13,8 @@ from .noise_model import estimate_noise_model
 
 __all__ = ["looks_like_counts"]
 
+CROP = 512
+"""Side of the central crop that is examined (the test stays fast on large images)."""
 MIN_SHOT_SHARE = 0.5
 """Share of the noise variance at the bright end (99th percentile) that shot noise must
 explain."""
@@ -25,11 +27,14 @@ def looks_like_counts(image: object) -> bool:
     Parameters
     ----------
     image : array_like
-        Not modified. Colour images, stacks and images under 32 x 32 give False.
+        Not modified. Colour images, stacks and images under 32 x 32 give False; larger
+        images are judged on a central crop of at most 512 x 512.
     """
     array = np.asarray(image)
     if array.ndim != 2 or min(array.shape) < 32 or not np.issubdtype(array.dtype, np.integer):
         return False
+    top = [max((n - CROP) // 2, 0) for n in array.shape]
+    array = array[top[0]:top[0] + CROP, top[1]:top[1] + CROP]
     if array.min() < 0 or array.max() == array.min():
         return False
     noise = estimate_noise_model(array)
