@@ -253,3 +253,24 @@ def test_a_layer_with_nans_is_refused_with_a_message(viewer_widget, blurry, qtbo
     assert widget._run_button.text == "Run" and widget._run_button.enabled
     assert nan.tobytes() == before
     _no_thread_left(qtbot, threads)
+
+
+# ---------------------------------------------------------------------- long use
+def test_consecutive_runs_leave_no_thread_and_no_extra_layer(viewer_widget, blurry, qtbot):
+    # the long version, with memory: benchmarks/long_use.py (docs/benchmarks/long-use.md)
+    viewer, widget = viewer_widget
+    threads = _python_threads()
+    cells = viewer.add_image(blurry, name="cells")
+    before = blurry.tobytes()
+    widget._iterations.value = 3
+    outputs = set()
+    for seed in range(5):
+        widget._seed.value = seed
+        assert widget.run(cells) is not None
+        _wait_idle(widget, qtbot)
+        assert viewer.layers["cells deblurred"].metadata["seed"] == seed
+        outputs.add(id(viewer.layers["cells deblurred"]))
+    assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
+    assert len(outputs) == 1  # updated in place, run after run
+    assert cells.data.tobytes() == before
+    _no_thread_left(qtbot, threads)
