@@ -165,8 +165,8 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 def write_image(path: str | Path, image: np.ndarray, reference: np.ndarray | None = None) -> Path:
     """Write ``image`` (on ``reference``'s intensity scale) to PNG, JPEG or TIFF, atomically.
 
-    TIFF keeps float32 values as they are. PNG/JPEG hold integers: an integer ``reference``
-    gives its dtype (uint8, or uint16 for PNG), values rounded and clipped to its range; a
+    TIFF keeps float32 values as they are. PNG/JPEG hold integers: a uint8 ``reference``
+    (or uint16, for a grey PNG) gives its dtype, values rounded and clipped to its range; a
     float ``reference`` within [0, 1] is scaled by 255; any other float range is mapped
     linearly from the reference's [min, max] to [0, 255] (use TIFF to keep the values).
     The folder is created if missing; the file is written whole or not at all
@@ -180,12 +180,15 @@ def write_image(path: str | Path, image: np.ndarray, reference: np.ndarray | Non
     if suffix in _TIFF:
         import tifffile
 
+        data = np.asarray(image, dtype=np.float32)
+        colour = data.ndim == 3 and data.shape[-1] in (3, 4)  # as it always was written
         with atomic_write(path) as partial:
-            tifffile.imwrite(partial, np.asarray(image, dtype=np.float32))
+            tifffile.imwrite(partial, data, photometric="rgb" if colour else "minisblack")
         return path
     data = np.asarray(image, dtype=np.float64)
     ref = np.asarray(reference) if reference is not None else None
-    if ref is not None and ref.dtype == np.uint16 and suffix == ".png":
+    # 16-bit PNG for grey images only (Pillow writes no 16-bit colour PNG)
+    if ref is not None and ref.dtype == np.uint16 and suffix == ".png" and data.ndim == 2:
         dtype = np.dtype(np.uint16)
     else:
         dtype = np.dtype(np.uint8)
