@@ -3,7 +3,6 @@ is caught with the fit check, the run retried from a centred kernel, a kernel th
 collapse kept, and the settings (hence the CLI and the widget, through ``run_notes``) say
 what happened."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +10,13 @@ import pytest
 from napari_dip_deblur import deblur, deblur_iter
 from napari_dip_deblur._run_notes import run_notes
 from napari_dip_deblur.api import DELTA_MASS, UNIFORM_SPREAD, kernel_collapse
+from napari_dip_deblur.devsets.camera_shake import camera_shake_cases
 from napari_dip_deblur.engine.schedule import Phase
+from napari_dip_deblur.levin import load_levin_kernels
 from napari_dip_deblur.samples import blurred_photo
 
 TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
         "final_deconvolution": "none", "starts": 1}
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -70,13 +70,17 @@ def test_the_readme_demo_kernels_are_not_collapsed(seed):
     assert kernel_collapse(blurred_photo(kernel_size=15, seed=seed).kernel) is None
 
 
-def test_no_estimated_kernel_in_the_recorded_benchmark_runs_is_flagged():
-    # every kernel the Levin benchmark runs estimated (all presets, CPU and GPU)
-    kernels = sorted(RESULTS.rglob("*_kernel.npy"))
-    if not kernels:
-        pytest.skip("no benchmark results in this checkout")
-    flagged = [p.name for p in kernels if kernel_collapse(np.load(p)) is not None]
-    assert flagged == [], flagged
+def test_no_real_blur_kernel_is_flagged():
+    # Camera shake from 11 to 75 px (the development set's trajectories) and, where the
+    # benchmark data are beside the project, Levin's eight measured kernels. (The 1646
+    # kernels the Levin runs estimated were checked too: docs/reliability.md.)
+    kernels = [case.kernel for case in camera_shake_cases()]
+    try:
+        kernels += list(load_levin_kernels().values())
+    except FileNotFoundError:
+        pass
+    assert len(kernels) >= 40
+    assert [kernel_collapse(k) for k in kernels] == [None] * len(kernels)
 
 
 def test_a_normal_run_with_the_check_on_is_not_flagged():

@@ -55,10 +55,11 @@ def test_other_extensions_are_refused(tmp_path, kernel):
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".tif"])
-def test_napari_save_uses_the_writer(tmp_path, kernel, suffix):
-    from napari.layers import Image
-
-    layer = Image(kernel, name="cells kernel")
+def test_napari_save_uses_the_writer(make_napari_viewer, tmp_path, kernel, suffix):
+    # Through a viewer, as a user saves: napari discovers the plugins when it starts one
+    # (a bare layer's save found no writer unless an earlier test had started a viewer).
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(kernel, name="cells kernel")
     path = tmp_path / f"saved{suffix}"
     written = layer.save(str(path), plugin="napari-dip-deblur")
     assert [str(p) for p in written] == [str(path)]
