@@ -239,6 +239,7 @@ def test_cli_shared_mode_keeps_its_kernel_for_a_resumed_run(ready, tmp_path):
     assert np.array_equal(np.load(out / "w1.kernel.npy"), shared)
 
 
+@pytest.mark.slow  # a subprocess interrupted for real: end to end
 def test_cli_interrupted_by_ctrl_c_keeps_its_outputs_and_resumes_with_what_is_left(
         ready, tmp_path):
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -275,6 +276,7 @@ def test_cli_interrupted_by_ctrl_c_keeps_its_outputs_and_resumes_with_what_is_le
     assert len(list(out.glob("t*.tif"))) == 6
 
 
+@pytest.mark.slow  # a worker process killed for real: end to end
 def test_a_worker_killed_mid_task_costs_a_retry_not_the_batch(ready):
     stack = _stack(4)
     pids = ready.run(os.getpid)

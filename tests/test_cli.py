@@ -370,6 +370,7 @@ def _interrupted_run(args: list[str], ready: str, settle: float) -> tuple[int, s
     return status, "".join(seen)
 
 
+@pytest.mark.slow  # a subprocess interrupted for real: end to end
 def test_ctrl_c_writes_what_the_run_has_and_exits_130(blurry_png, tmp_path):
     """A real SIGINT to a real process, part-way through a long run."""
     out, kernel_out = tmp_path / "restored.png", tmp_path / "kernel.npy"
@@ -385,6 +386,7 @@ def test_ctrl_c_writes_what_the_run_has_and_exits_130(blurry_png, tmp_path):
     np.testing.assert_array_equal(iio.imread(blurry_png), before)
 
 
+@pytest.mark.slow  # a subprocess interrupted for real: end to end
 def test_ctrl_c_on_a_stack_finishes_the_plane_in_hand_and_writes_what_it_has(tmp_path):
     # A known kernel on a stack of large planes: about a second a plane, so that the SIGINT
     # lands part-way through the stack.
@@ -412,6 +414,7 @@ def test_ctrl_c_on_a_stack_finishes_the_plane_in_hand_and_writes_what_it_has(tmp
     np.testing.assert_array_equal(tifffile.imread(source), stack)
 
 
+@pytest.mark.slow  # a subprocess interrupted for real: end to end
 def test_ctrl_c_during_a_colour_estimate_deconvolves_with_the_kernel_so_far(tmp_path):
     sample = blurred_photo(48, 5)
     photo = np.rint(np.stack([sample.blurry, 0.8 * sample.blurry, 0.5 * sample.blurry], -1)
@@ -433,6 +436,7 @@ def test_ctrl_c_during_a_colour_estimate_deconvolves_with_the_kernel_so_far(tmp_
     np.testing.assert_array_equal(iio.imread(source), photo)
 
 
+@pytest.mark.slow  # a subprocess interrupted for real: end to end
 def test_ctrl_c_in_the_demo_exits_130_without_a_traceback(tmp_path):
     status, text = _interrupted_run(["demo", "--out", str(tmp_path / "demo")],
                                     ready="loss=", settle=0.5)
