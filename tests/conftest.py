@@ -21,3 +21,22 @@ def small_blurry() -> np.ndarray:
     image = blurred_photo(32, 5).blurry
     image.setflags(write=False)
     return image
+
+
+@pytest.fixture
+def blurry() -> np.ndarray:
+    """The same image as ``small_blurry``, a fresh writable copy (for napari layers)."""
+    return blurred_photo(32, 5).blurry
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures(...)``): on
+    a shared 2-core machine torch's default (2 threads) can be 100x slower when another
+    process is busy, and tiny networks gain nothing from more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

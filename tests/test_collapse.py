@@ -7,6 +7,7 @@ what happened."""
 import numpy as np
 import pytest
 
+from conftest import TINY_NETWORK
 from napari_dip_deblur import deblur, deblur_iter
 from napari_dip_deblur._run_notes import run_notes
 from napari_dip_deblur.api import DELTA_MASS, UNIFORM_SPREAD, kernel_collapse
@@ -15,23 +16,10 @@ from napari_dip_deblur.engine.schedule import Phase
 from napari_dip_deblur.levin import load_levin_kernels
 from napari_dip_deblur.samples import blurred_photo
 
-TINY = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": (),
-        "final_deconvolution": "none", "starts": 1}
+TINY = {**TINY_NETWORK, "final_deconvolution": "none", "starts": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small_blurry():
-    return blurred_photo(32, 5).blurry
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gaussian(side: int, sigma: float) -> np.ndarray:

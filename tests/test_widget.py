@@ -22,22 +22,7 @@ from napari_dip_deblur.samples import blurred_photo
 FAST = {"channels": 8, "levels": 2, "starts": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine torch's default (2 threads) can be
-    100x slower when another process is busy, and these networks are far too small to
-    gain from more."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def blurry() -> np.ndarray:
-    return blurred_photo(size=32, kernel_size=5).blurry
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -17,26 +17,12 @@ import numpy as np
 import pytest
 
 from napari_dip_deblur._widget import PARTIAL_SUFFIX, SCOPE_SHARED, DeblurWidget
-from napari_dip_deblur.samples import blurred_photo
 
 FAST = {"channels": 8, "levels": 2, "starts": 1}
 LONG = 100_000  # iterations: a run that only a fault ends
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: tiny networks, a shared 2-core machine (see test_widget.py)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def blurry() -> np.ndarray:
-    return blurred_photo(size=32, kernel_size=5).blurry
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
