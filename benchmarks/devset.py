@@ -56,9 +56,6 @@ import fcntl
 import json
 import math
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 import traceback
@@ -77,6 +74,7 @@ from napari_dip_deblur.devsets.camera_shake import (
     camera_shake_case_names,
 )
 from napari_dip_deblur.metrics import kernel_error, levin_score
+from provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "devset"
@@ -163,40 +161,6 @@ def selected_names(args: argparse.Namespace) -> list[str]:
 
 
 # --------------------------------------------------------------------------- provenance
-
-
-def provenance(argv: list[str] | None) -> dict[str, Any]:
-    """Command, git commit, machine and library versions of this run."""
-    import torch
-
-    args = sys.argv[1:] if argv is None else argv
-    return {
-        "command": shlex.join(["python", "benchmarks/devset.py", *args]),
-        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("DIP_DEBLUR_SOURCE_COMMIT"),
-        "git_dirty": _git_dirty(),
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "hostname": platform.node(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=20, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def _git_dirty() -> bool | None:
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
 
 
 # --------------------------------------------------------------------------- one case
@@ -369,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}  seed {seed}")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    write_run_info(args.out, provenance(argv))
+    write_run_info(args.out, provenance("devset.py", argv))
     done = done_already(args.out)
     failures = 0
     print(f"{len(runs)} run(s) -> {args.out}", flush=True)

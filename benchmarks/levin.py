@@ -39,9 +39,6 @@ import ast
 import json
 import math
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 import traceback
@@ -55,6 +52,7 @@ from skimage import io
 from levin_scores import add_line, compact
 from napari_dip_deblur.levin import IMAGES, KERNELS, LevinCase, load_levin
 from napari_dip_deblur.metrics import kernel_error, levin_score
+from provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -150,40 +148,6 @@ def select_cases(cases: list[LevinCase], args: argparse.Namespace) -> list[Levin
 
 
 # --------------------------------------------------------------------------- provenance
-
-
-def provenance(argv: list[str] | None) -> dict[str, Any]:
-    """Where and how this run was made: command, git commit, machine, library versions."""
-    import torch
-
-    args = sys.argv[1:] if argv is None else argv
-    return {
-        "command": shlex.join(["python", "benchmarks/levin.py", *args]),
-        # A copy without git metadata (a lent GPU machine) names its commit in the environment.
-        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("DIP_DEBLUR_SOURCE_COMMIT"),
-        "git_dirty": _git_dirty(),
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "hostname": platform.node(),
-    }
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=20, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def _git_dirty() -> bool | None:
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
 
 
 # --------------------------------------------------------------------------- one run
@@ -328,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         for case, seed in runs:
             print(f"{case.name}_seed{seed}  kernel_size={case.kernel_size}")
         return 0
-    info = provenance(argv)
+    info = provenance("levin.py", argv)
     failures = 0
     print(f"{len(runs)} run(s) -> {args.out}", flush=True)
     for number, (case, seed) in enumerate(runs, 1):
