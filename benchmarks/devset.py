@@ -74,7 +74,7 @@ from napari_dip_deblur.devsets.camera_shake import (
     camera_shake_case_names,
 )
 from napari_dip_deblur.metrics import kernel_error, levin_score
-from provenance import provenance
+from provenance import jsonable, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "devset"
@@ -158,9 +158,6 @@ def selected_names(args: argparse.Namespace) -> list[str]:
         return [name for name in names
                 if size_class(int(name.split("_k")[1].split("_")[0])) in args.classes]
     return names
-
-
-# --------------------------------------------------------------------------- provenance
 
 
 # --------------------------------------------------------------------------- one case
@@ -263,25 +260,6 @@ def _number(value: Any) -> float | None:
 
 
 # --------------------------------------------------------------------------- output
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: arrays to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 def done_already(out: Path) -> set[tuple[str, int]]:

@@ -52,7 +52,7 @@ from skimage import io
 from levin_scores import add_line, compact
 from napari_dip_deblur.levin import IMAGES, KERNELS, LevinCase, load_levin
 from napari_dip_deblur.metrics import kernel_error, levin_score
-from provenance import provenance
+from provenance import jsonable, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -145,9 +145,6 @@ def select_cases(cases: list[LevinCase], args: argparse.Namespace) -> list[Levin
     return [case for case in cases
             if (not args.imgs or case.image_index in args.imgs)
             and (not args.kernels or case.kernel_index in args.kernels)]
-
-
-# --------------------------------------------------------------------------- provenance
 
 
 # --------------------------------------------------------------------------- one run
@@ -256,27 +253,6 @@ def write_outputs(out: Path, stem: str, result: dict[str, Any], *, save_float: b
     temporary.write_text(json.dumps(jsonable(result["record"]), indent=1) + "\n")
     os.replace(temporary, path)
     return path
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: arrays to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "to_dict"):
-        return jsonable(value.to_dict())
-    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Where and how a benchmark run was made: its command, git commit, machine and versions.
+"""Where and how a benchmark run was made (its command, git commit, machine and versions),
+and its records as plain JSON.
 
 Shared by the scripts that write records (``levin.py``, ``devset.py``); each record carries
 this so that a figure in the docs can name the command, the commit and the machine.
@@ -6,6 +7,7 @@ this so that a figure in the docs can name the command, the commit and the machi
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shlex
@@ -55,3 +57,25 @@ def provenance(script: str, argv: list[str] | None) -> dict[str, Any]:
         "hostname": platform.node(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: arrays to lists, numpy scalars to Python, NaN/inf to None,
+    objects with ``to_dict`` (settings) to dicts, anything else to its ``str``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    return str(value)
