@@ -7,12 +7,17 @@ they need on top, e.g. ``{**TINY_NETWORK, "starts": 1}``.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import numpy as np
 import pytest
 
 from napari_dip_deblur.samples import blurred_photo
 
 TINY_NETWORK = {"channels": 8, "levels": 3, "skip_channels": 4, "non_local_levels": ()}
+WIDGET_TINY = {"channels": 8, "levels": 2, "starts": 1}
+"""What the widget tests' ``viewer_widget`` runs with (``extra_overrides``)."""
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def wait_idle(widget: Any, qtbot: Any = None, timeout: int = 30_000) -> None:
+    """Wait until the widget's run has ended (through ``qtbot`` where a test has one)."""
+    if qtbot is not None:
+        qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
+        return
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout / 1000
+    while widget.is_running and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    """A real viewer with the Blind deblur widget docked: tiny networks, a 5 x 5 kernel."""
+    from napari_dip_deblur._widget import DeblurWidget
+
+    viewer = make_napari_viewer()
+    widget = DeblurWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Blind deblur")
+    widget.extra_overrides = dict(WIDGET_TINY)
+    widget._kernel_h.value = widget._kernel_w.value = 5
+    yield viewer, widget
+    if widget.worker is not None:  # never leave a worker running into the next test
+        widget.cancel()
+        wait_idle(widget, timeout=10_000)

@@ -14,40 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import WIDGET_TINY, wait_idle
 from napari_dip_deblur._layer_data import locate_plane, plane_from_layer
 from napari_dip_deblur._widget import PARTIAL_SUFFIX, DeblurWidget
 from napari_dip_deblur.samples import blurred_photo
 
 # Small and quick; one start (fast runs two, each to the end: the starts test has its own).
-FAST = {"channels": 8, "levels": 2, "starts": 1}
+FAST = WIDGET_TINY
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widget = DeblurWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Blind deblur")
-    widget.extra_overrides = dict(FAST)
-    widget._kernel_h.value = widget._kernel_w.value = 5
-    yield viewer, widget
-    if widget.worker is not None:  # never leave a worker running into the next test
-        widget.cancel()
-        _wait_idle(widget, timeout=10_000)
-
-
-def _wait_idle(widget: DeblurWidget, qtbot: Any = None, timeout: int = 30_000) -> None:
-    if qtbot is not None:
-        qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
-        return
-    from qtpy.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout / 1000
-    while widget.is_running and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def _errors_since(n: int) -> list[str]:
@@ -190,7 +166,7 @@ def test_run_adds_then_updates_layers_and_records_everything(viewer_widget, blur
     widget._run_button.native.click()  # Run
     assert widget.is_running and widget._run_button.text == "Cancel"
     assert widget.worker.pbar.total == 6  # napari's activity dock
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     assert widget._run_button.text == "Run"
     assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
@@ -222,7 +198,7 @@ def test_run_adds_then_updates_layers_and_records_everything(viewer_widget, blur
     first = out.data.copy()
     widget._seed.value = 4
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     assert len(viewer.layers) == 3
     assert viewer.layers["cells deblurred"] is out and out.metadata["seed"] == 4
     assert not np.array_equal(out.data, first)
@@ -239,7 +215,7 @@ def test_the_status_tells_of_the_fit_checks_second_attempt(viewer_widget, blurry
     # before the run starts, so no early update can be missed however fast the worker is.
     widget.status_changed.connect(statuses.append)
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     assert any("second attempt, from a centred kernel" in text for text in statuses), statuses
     assert "done: 6/6 iterations" in widget._status.value
     assert "the first fit failed the fit check; kept the " in widget._status.value
@@ -262,7 +238,7 @@ def test_the_status_tells_which_start_runs_and_which_was_kept(viewer_widget, blu
     statuses = []
     widget.status_changed.connect(statuses.append)  # before the run: nothing is missed
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     assert any("(start 2 of 2: the sharpest after 2 iterations goes on)" in text
                for text in statuses), statuses
     assert "done: 6/6 iterations" in widget._status.value
@@ -282,7 +258,7 @@ def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, 
     qtbot.wait(300)
     start = time.monotonic()
     widget._run_button.native.click()  # Cancel
-    _wait_idle(widget, qtbot, timeout=5_000)
+    wait_idle(widget, qtbot, timeout=5_000)
     assert time.monotonic() - start < 2.0
 
     assert [lyr.name for lyr in viewer.layers] == [
@@ -300,7 +276,7 @@ def test_cancel_stops_quickly_and_keeps_a_partial_result(viewer_widget, blurry, 
     # the next run takes the partial layers back over
     widget._iterations.value = 2
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
     assert viewer.layers[1].metadata["partial"] is False
 
@@ -324,7 +300,7 @@ def test_cancel_of_a_crop_run_restores_the_whole_image(viewer_widget, qtbot):
     outside[y0:y0 + h, x0:x0 + w] = False
     np.testing.assert_array_equal(live.data[outside], sample.blurry[outside])  # while it runs
     widget.cancel()
-    _wait_idle(widget, qtbot, timeout=10_000)
+    wait_idle(widget, qtbot, timeout=10_000)
     restored = viewer.layers["cells deblurred" + PARTIAL_SUFFIX]
     assert restored.metadata["settings"]["finished_early"] is True
     assert restored.metadata["partial"] is True
@@ -355,7 +331,7 @@ def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blu
         widget._kernel_h.value = widget._kernel_w.value = ksize
         n = _n_records()
         widget.run(layer)
-        _wait_idle(widget, qtbot)
+        wait_idle(widget, qtbot)
         errors = _errors_since(n)
         assert len(errors) == 1 and words in errors[0], (layer.name, errors)
         assert "failed" in widget._status.value
@@ -369,7 +345,7 @@ def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blu
     widget._advanced["stage3_start"].value = 0.3
     n = _n_records()
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     errors = _errors_since(n)
     assert len(errors) == 1 and "phase starts must increase" in errors[0], errors
     assert len(viewer.layers) == 4
@@ -379,7 +355,7 @@ def test_bad_inputs_show_an_error_and_leave_the_viewer_usable(viewer_widget, blu
     widget._kernel_h.value = widget._kernel_w.value = 5
     widget._image.value = cells
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     assert viewer.layers["cells deblurred"].metadata["partial"] is False
     assert np.isnan(with_nan.data[3, 4])  # inputs untouched
 
@@ -404,7 +380,7 @@ def test_an_error_mid_run_keeps_the_last_iterate(viewer_widget, blurry, qtbot, m
     widget._iterations.value = 50
     n = _n_records()
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     errors = _errors_since(n)
     assert len(errors) == 1 and "the loss is NaN" in errors[0]
     out = viewer.layers["cells deblurred" + PARTIAL_SUFFIX]
@@ -421,7 +397,7 @@ def test_deblurs_the_displayed_plane_of_a_stack(viewer_widget, blurry, qtbot):
     assert widget._plane.value == "axis -3=2"
     widget._iterations.value = 2
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     out = viewer.layers["stack deblurred"]
     assert out.ndim == 2 and out.scale.tolist() == [1.5, 1.5]
     assert out.metadata["plane_index"] == {"0": 2} and out.metadata["plane"] == "axis -3=2"
@@ -467,7 +443,7 @@ def test_rgb_layer_gives_an_rgb_result(viewer_widget, blurry, qtbot):
     assert widget._scope.native.isHidden()  # no planes to choose from
     widget._iterations.value = 3
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     out, kernel = viewer.layers["photo deblurred"], viewer.layers["photo kernel"]
     assert out.rgb and out.data.shape == (32, 32, 3) and out.data.dtype == np.float32
@@ -493,7 +469,7 @@ def test_all_planes_give_a_stack_of_the_same_shape(viewer_widget, blurry, qtbot,
     widget._scope.value = scope
     widget._iterations.value = 3
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     out, kernel = viewer.layers["stack deblurred"], viewer.layers["stack kernel"]
     assert out.data.shape == stack.shape and out.data.dtype == np.float32
@@ -528,7 +504,7 @@ def test_region_from_a_shapes_rectangle_is_used(viewer_widget, qtbot):
     assert widget._shapes.value is viewer.layers["roi"]
     widget._iterations.value = 3
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     out = viewer.layers["big deblurred"]
     assert out.data.shape == (48, 48) and out.metadata["partial"] is False
@@ -566,7 +542,7 @@ def test_cancel_during_a_stack_run_keeps_finished_planes(viewer_widget, blurry, 
             widget.cancel()
 
     worker.yielded.connect(cancel_after_the_first_plane)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     out = viewer.layers["stack deblurred" + PARTIAL_SUFFIX]
     kernel = viewer.layers["stack kernel" + PARTIAL_SUFFIX]
@@ -598,7 +574,7 @@ def test_cancel_during_a_colour_estimate_finishes_with_the_kernel_so_far(viewer_
     widget.run()
     qtbot.waitUntil(lambda: "photo deblurred" in viewer.layers, timeout=30_000)
     widget._run_button.native.click()  # Cancel
-    _wait_idle(widget, qtbot, timeout=10_000)
+    wait_idle(widget, qtbot, timeout=10_000)
 
     out = viewer.layers["photo deblurred" + PARTIAL_SUFFIX]
     settings = out.metadata["settings"]
@@ -660,7 +636,7 @@ def test_noise_aware_keeps_tv_in_the_last_interval(viewer_widget, blurry, qtbot)
     widget._noise_weight.value = 0.02
     widget._iterations.value = 2
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     meta = viewer.layers["cells deblurred"].metadata
     assert meta["noise_aware"] == pytest.approx(0.02) and meta["partial"] is False
     last = meta["settings"]["phases"][-1]
@@ -710,7 +686,7 @@ def test_a_known_kernel_restores_without_a_blind_run(viewer_widget, qtbot, no_bl
     errors_before = _n_records()
     widget._run_button.native.click()
     assert widget.is_running and "known kernel 'psf'" in widget._status.value
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     assert _errors_since(errors_before) == []
     assert [lyr.name for lyr in viewer.layers] == ["cells", "psf", "cells deblurred"]
@@ -751,10 +727,10 @@ def test_a_kernel_layer_of_an_earlier_run_restores_a_colour_stack(viewer_widget,
     widget._scope.value = "all planes, a kernel each"
     widget._iterations.value = 3
     widget.run()  # an earlier blind run: "clip kernel" is a stack of kernels (not usable)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     widget._scope.value = "all planes, one kernel"
     widget.run()  # ... now a 2-D one
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
     kernel_layer = viewer.layers["clip kernel"]
     assert kernel_layer.data.shape == (5, 5)
     kernel_layer.data = sample.kernel.copy()  # as if that run had found the true kernel
@@ -766,7 +742,7 @@ def test_a_kernel_layer_of_an_earlier_run_restores_a_colour_stack(viewer_widget,
     assert widget._scope.value == "all planes, one kernel"
     assert "all planes, a kernel each" not in widget._scope.choices
     widget.run()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     assert [lyr.name for lyr in viewer.layers] == ["clip", "clip deblurred", "clip kernel"]
     out = viewer.layers["clip deblurred"]
@@ -805,7 +781,7 @@ def test_a_bad_known_kernel_shows_the_error_and_adds_no_layer(viewer_widget, qtb
         widget._known_kernel.value = layer
         n = _n_records()
         widget.run()
-        _wait_idle(widget, qtbot)
+        wait_idle(widget, qtbot)
         errors = _errors_since(n)
         assert len(errors) == 1 and words in errors[0], (layer.name, errors)
         assert errors[0].startswith("Deblurring 'cells' failed")

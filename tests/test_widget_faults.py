@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import WIDGET_TINY, wait_idle
 from napari_dip_deblur._widget import PARTIAL_SUFFIX, SCOPE_SHARED, DeblurWidget
 
-FAST = {"channels": 8, "levels": 2, "starts": 1}
+FAST = WIDGET_TINY
 LONG = 100_000  # iterations: a run that only a fault ends
 
 
@@ -38,33 +39,6 @@ def notifications():
     notification_manager.notification_ready.connect(record)
     yield seen
     notification_manager.notification_ready.disconnect(record)
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widget = DeblurWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Blind deblur")
-    widget.extra_overrides = dict(FAST)
-    widget._kernel_h.value = widget._kernel_w.value = 5
-    yield viewer, widget
-    if widget.worker is not None:  # never leave a worker running into the next test
-        widget.cancel()
-        _wait_idle(widget, None, timeout=10_000)
-
-
-def _wait_idle(widget: DeblurWidget, qtbot: Any, timeout: int = 30_000) -> None:
-    if qtbot is not None:
-        qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
-        return
-    import time
-
-    from qtpy.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout / 1000
-    while widget.is_running and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
 
 
 def _pool_threads() -> int:
@@ -112,7 +86,7 @@ def test_removing_the_input_layer_stops_the_run_and_says_so(viewer_widget, blurr
     _start_long_run(viewer, widget, qtbot)
 
     viewer.layers.remove(cells)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     warnings = _messages(notifications, "warning")
     assert len(warnings) == 1 and "'cells' was removed" in warnings[0], notifications
@@ -169,7 +143,7 @@ def test_replacing_the_layers_data_during_a_run_warns_and_uses_the_data_it_start
     qtbot.waitUntil(lambda: len(_messages(notifications, "warning")) > 0, timeout=30_000)
     assert widget.is_running  # the run goes on, on the data it was given
     widget.cancel()
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     warnings = _messages(notifications, "warning")
     assert len(warnings) == 1, notifications
@@ -231,7 +205,7 @@ def test_a_layer_with_nans_is_refused_with_a_message(viewer_widget, blurry, qtbo
     before = nan.tobytes()
     widget._iterations.value = 2
     widget.run(layer)
-    _wait_idle(widget, qtbot)
+    wait_idle(widget, qtbot)
 
     errors = _messages(notifications, "error")
     assert len(errors) == 1 and "'with nan' failed" in errors[0] and "NaN" in errors[0]
@@ -253,7 +227,7 @@ def test_consecutive_runs_leave_no_thread_and_no_extra_layer(viewer_widget, blur
     for seed in range(5):
         widget._seed.value = seed
         assert widget.run(cells) is not None
-        _wait_idle(widget, qtbot)
+        wait_idle(widget, qtbot)
         assert viewer.layers["cells deblurred"].metadata["seed"] == seed
         outputs.add(id(viewer.layers["cells deblurred"]))
     assert [lyr.name for lyr in viewer.layers] == ["cells", "cells deblurred", "cells kernel"]
